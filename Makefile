@@ -1,0 +1,33 @@
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LOCK := requirements-lock.txt
+PYTEST_ARGS ?=
+
+.PHONY: test demo bench lock clean
+
+# The virtualenv is built from nothing, against the committed lock of exact versions.
+$(VENV): pyproject.toml $(LOCK)
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c $(LOCK) -e ".[test]"
+	touch $(VENV)
+
+test: $(VENV)
+	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
+
+demo: $(VENV)
+	$(BIN)/dynajax reproduce --suite quick --out runs/
+
+bench: $(VENV)
+	$(BIN)/pip install --quiet -c $(LOCK) -e ".[test,bench]"
+	$(BIN)/python -m benchmarks all --json runs/benchmarks.json
+
+# Refresh the lock deliberately: resolve the ranges in pyproject, then rerun the suite.
+lock:
+	rm -rf /tmp/dynajax-lock && $(PY) -m venv /tmp/dynajax-lock
+	/tmp/dynajax-lock/bin/pip install --quiet -e ".[test,bench,notebooks]"
+	/tmp/dynajax-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > $(LOCK)
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,12 @@
+"""dynajax: physics for deep learning and deep learning for physics, in JAX."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from dynajax.solve import integrate
+
+try:
+    __version__ = version("dynajax")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+local"
+
+__all__ = ["integrate", "__version__"]

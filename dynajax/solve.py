@@ -1,0 +1,243 @@
+"""`integrate`: the one door to diffrax.
+
+Every ODE solve in dynajax goes through :func:`integrate`. It takes a vector field
+``f(t, y, args)`` over any pytree ``y``, the save times ``ts``, a solver (by name or a
+diffrax solver), a fixed step ``dt0`` or adaptive tolerances, and the gradient route
+(``adjoint="discretize"``: backpropagate through the solver, checkpointed;
+``adjoint="backsolve"``: the continuous adjoint ODE solved backwards in time).
+
+Besides diffrax's own solvers it ships two fourth-order tableaux: the classic RK4 and the
+RK4 3/8 rule. torchdiffeq's ``method="rk4"`` is the 3/8 rule, so published APHYNITY and
+LEADS numbers use ``solver="rk4_38"``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, PyTree
+
+__all__ = ["RK4", "RK4_38", "SOLVERS", "integrate", "solver_order", "get_solver"]
+
+
+def _fixed_tableau(c, a_lower, b_sol) -> diffrax.ButcherTableau:
+    # Fixed-step methods carry no embedded error estimate.
+    b_sol = np.asarray(b_sol, dtype=float)
+    return diffrax.ButcherTableau(
+        c=np.asarray(c, dtype=float),
+        b_sol=b_sol,
+        b_error=np.zeros_like(b_sol),
+        a_lower=tuple(np.asarray(a, dtype=float) for a in a_lower),
+    )
+
+
+class RK4(diffrax.AbstractERK):
+    """Classic fourth-order Runge-Kutta (Kutta 1901), fixed step only."""
+
+    tableau: ClassVar[diffrax.ButcherTableau] = _fixed_tableau(
+        c=[1 / 2, 1 / 2, 1],
+        a_lower=[[1 / 2], [0, 1 / 2], [0, 0, 1]],
+        b_sol=[1 / 6, 1 / 3, 1 / 3, 1 / 6],
+    )
+    interpolation_cls: ClassVar[Callable[..., diffrax.AbstractLocalInterpolation]] = (
+        diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
+    )
+
+    def order(self, terms):
+        del terms
+        return 4
+
+
+class RK4_38(diffrax.AbstractERK):
+    """Kutta's 3/8-rule fourth-order Runge-Kutta: torchdiffeq's ``rk4``. Fixed step only."""
+
+    tableau: ClassVar[diffrax.ButcherTableau] = _fixed_tableau(
+        c=[1 / 3, 2 / 3, 1],
+        a_lower=[[1 / 3], [-1 / 3, 1], [1, -1, 1]],
+        b_sol=[1 / 8, 3 / 8, 3 / 8, 1 / 8],
+    )
+    interpolation_cls: ClassVar[Callable[..., diffrax.AbstractLocalInterpolation]] = (
+        diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
+    )
+
+    def order(self, terms):
+        del terms
+        return 4
+
+
+# name -> (constructor, order, has an embedded error estimate)
+SOLVERS: dict[str, tuple[Callable[[], diffrax.AbstractSolver], int, bool]] = {
+    "euler": (diffrax.Euler, 1, False),
+    "midpoint": (diffrax.Midpoint, 2, True),
+    "heun": (diffrax.Heun, 2, True),
+    "rk4": (RK4, 4, False),
+    "rk4_38": (RK4_38, 4, False),
+    "tsit5": (diffrax.Tsit5, 5, True),
+    "dopri5": (diffrax.Dopri5, 5, True),
+    "dopri8": (diffrax.Dopri8, 8, True),
+}
+
+_ADJOINTS = ("discretize", "backsolve")
+
+
+def get_solver(solver: str | diffrax.AbstractSolver) -> diffrax.AbstractSolver:
+    """Returns the diffrax solver for a name in :data:`SOLVERS` (or the solver itself)."""
+    if isinstance(solver, diffrax.AbstractSolver):
+        return solver
+    if not isinstance(solver, str) or solver not in SOLVERS:
+        raise ValueError(
+            f"unknown solver {solver!r}; allowed: {', '.join(SOLVERS)} or a diffrax solver"
+        )
+    return SOLVERS[solver][0]()
+
+
+def solver_order(solver: str | diffrax.AbstractSolver) -> int:
+    """The order of convergence of a solver (global error ``O(dt**order)``)."""
+    if isinstance(solver, str):
+        get_solver(solver)
+        return SOLVERS[solver][1]
+    return int(solver.order(None))
+
+
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _check_y0(y0) -> None:
+    leaves = jax.tree_util.tree_leaves(y0)
+    if not leaves:
+        raise ValueError("y0 is an empty pytree; give at least one array")
+    for leaf in leaves:
+        if not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+            raise ValueError(f"y0 must hold floating-point arrays, got dtype {jnp.result_type(leaf)}")
+        if _is_concrete(leaf) and not bool(jnp.all(jnp.isfinite(leaf))):
+            raise ValueError("y0 contains NaN or inf values")
+
+
+def _check_ts(ts) -> None:
+    if jnp.ndim(ts) != 1 or jnp.shape(ts)[0] < 1:
+        raise ValueError(f"ts must be a 1-D array of save times, got shape {jnp.shape(ts)}")
+    if _is_concrete(ts):
+        ts_np = np.asarray(ts)
+        if not np.all(np.isfinite(ts_np)):
+            raise ValueError("ts contains NaN or inf values")
+        if ts_np.shape[0] > 1 and not np.all(np.diff(ts_np) > 0):
+            raise ValueError("ts must be strictly increasing")
+
+
+def _check_field(f, t0, y0, args) -> None:
+    try:
+        out = jax.eval_shape(f, t0, y0, args)
+    except Exception as e:  # surface the user's error with context
+        raise ValueError(f"calling the vector field f(t, y, args) failed: {e}") from e
+    want = jax.tree_util.tree_structure(y0)
+    got = jax.tree_util.tree_structure(out)
+    if want != got:
+        raise ValueError(f"f(t, y, args) must return the structure of y0 {want}, got {got}")
+    for a, b in zip(jax.tree_util.tree_leaves(y0), jax.tree_util.tree_leaves(out)):
+        if jnp.shape(a) != b.shape:
+            raise ValueError(
+                f"f(t, y, args) must return arrays shaped like y0: got {b.shape} for a leaf of shape {jnp.shape(a)}"
+            )
+
+
+def integrate(
+    f: Callable[[Any, PyTree, Any], PyTree],
+    y0: PyTree[ArrayLike],
+    ts: Float[ArrayLike, " n_save"],
+    *,
+    solver: str | diffrax.AbstractSolver = "tsit5",
+    dt0: float | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    args: Any = None,
+    t0: float | None = None,
+    adjoint: str = "discretize",
+    max_steps: int | None = None,
+) -> PyTree[Float[Array, "n_save ..."]]:
+    """Solves ``dy/dt = f(t, y, args)`` from ``y(t0) = y0`` and returns ``y`` at ``ts``.
+
+    Args:
+        f: vector field ``f(t, y, args) -> dy/dt`` with the pytree structure of ``y0``.
+        y0: initial state, any pytree of floating arrays.
+        ts: save times, shape ``[n_save]``, strictly increasing.
+        solver: a name in :data:`SOLVERS` (``euler``, ``midpoint``, ``heun``, ``rk4``,
+            ``rk4_38``, ``tsit5``, ``dopri5``, ``dopri8``) or a diffrax solver.
+        dt0: fixed step size (``> 0``). With ``rtol``/``atol`` it is the first adaptive step.
+        rtol, atol: tolerances of adaptive stepping (solvers with an error estimate only).
+        args: passed through to ``f``.
+        t0: initial time; defaults to ``ts[0]``.
+        adjoint: ``"discretize"`` (backpropagate through the solver steps, with recursive
+            checkpointing) or ``"backsolve"`` (continuous adjoint, solved backwards).
+        max_steps: step budget; for fixed steps it defaults to the exact step count.
+
+    Returns:
+        ``ys``, the pytree of ``y0`` with a leading axis ``[n_save]``.
+
+    Raises:
+        ValueError: unknown solver or adjoint, non-positive ``dt0``, neither ``dt0`` nor
+            tolerances, tolerances on a solver with no error estimate, malformed ``ts``,
+            NaN in ``y0``, or a field whose output does not match ``y0``.
+    """
+    diffrax_solver = get_solver(solver)
+    if adjoint not in _ADJOINTS:
+        raise ValueError(f"unknown adjoint {adjoint!r}; allowed: {', '.join(_ADJOINTS)}")
+    _check_y0(y0)
+    ts = jnp.asarray(ts)
+    _check_ts(ts)
+    t0 = ts[0] if t0 is None else t0
+    if _is_concrete(t0) and _is_concrete(ts) and float(t0) > float(ts[0]):
+        raise ValueError(f"t0={float(t0)} must not exceed the first save time {float(ts[0])}")
+    _check_field(f, t0, y0, args)
+
+    adaptive = rtol is not None or atol is not None
+    if dt0 is not None and _is_concrete(dt0) and not float(dt0) > 0:
+        raise ValueError(f"dt0 must be positive (integration runs forward in time), got {dt0}")
+    if adaptive:
+        if isinstance(solver, str) and not SOLVERS[solver][2]:
+            raise ValueError(
+                f"solver {solver!r} has no error estimate, so it cannot take rtol/atol; "
+                "give dt0 for fixed steps or pick one of "
+                + ", ".join(k for k, v in SOLVERS.items() if v[2])
+            )
+        controller = diffrax.PIDController(
+            rtol=1e-6 if rtol is None else rtol, atol=1e-6 if atol is None else atol
+        )
+        max_steps = 16_384 if max_steps is None else max_steps
+    else:
+        if dt0 is None:
+            raise ValueError("give dt0 for fixed steps, or rtol/atol for adaptive steps")
+        controller = diffrax.ConstantStepSize()
+        if max_steps is None:
+            if _is_concrete(ts) and _is_concrete(t0) and _is_concrete(dt0):
+                span = float(ts[-1]) - float(t0)
+                max_steps = max(1, math.ceil(span / float(dt0) * (1 + 1e-9)) + 1)
+            else:
+                max_steps = 16_384
+
+    adjoint_obj = (
+        diffrax.RecursiveCheckpointAdjoint()
+        if adjoint == "discretize"
+        else diffrax.BacksolveAdjoint()
+    )
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(f),
+        diffrax_solver,
+        t0=t0,
+        t1=ts[-1],
+        dt0=dt0,
+        y0=y0,
+        args=args,
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=controller,
+        adjoint=adjoint_obj,
+        max_steps=max_steps,
+    )
+    return sol.ys
