@@ -29,12 +29,16 @@ __all__ = ["RK4", "RK4_38", "SOLVERS", "integrate", "solver_order", "get_solver"
 
 def _fixed_tableau(c, a_lower, b_sol) -> diffrax.ButcherTableau:
     # Fixed-step methods carry no embedded error estimate.
-    b_sol = np.asarray(b_sol, dtype=float)
+    # A zero-weight last stage at (t1, y1) makes the tableau FSAL: the step is unchanged and
+    # costs no extra evaluation (it is the next step's first stage), but the Hermite dense
+    # output (`from_k` takes k[-1] as the slope at t1) then gets the true f(t1, y1), so save
+    # times between steps keep fourth order instead of dropping to ~2 (3/8 rule) or 3.
+    b_sol = np.asarray([*b_sol, 0.0], dtype=float)
     return diffrax.ButcherTableau(
-        c=np.asarray(c, dtype=float),
+        c=np.asarray([*c, 1.0], dtype=float),
         b_sol=b_sol,
         b_error=np.zeros_like(b_sol),
-        a_lower=tuple(np.asarray(a, dtype=float) for a in a_lower),
+        a_lower=tuple(np.asarray(a, dtype=float) for a in [*a_lower, b_sol[:-1]]),
     )
 
 
@@ -117,7 +121,8 @@ def _check_y0(y0) -> None:
     for leaf in leaves:
         if not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
             raise ValueError(f"y0 must hold floating-point arrays, got dtype {jnp.result_type(leaf)}")
-        if _is_concrete(leaf) and not bool(jnp.all(jnp.isfinite(leaf))):
+        # numpy, not jnp: under jit, jnp ops on a concrete (closed-over) y0 give tracers.
+        if _is_concrete(leaf) and not np.all(np.isfinite(np.asarray(leaf))):
             raise ValueError("y0 contains NaN or inf values")
 
 
@@ -193,15 +198,19 @@ def integrate(
     ts = jnp.asarray(ts)
     _check_ts(ts)
     t0 = ts[0] if t0 is None else t0
-    if _is_concrete(t0) and _is_concrete(ts) and float(t0) > float(ts[0]):
-        raise ValueError(f"t0={float(t0)} must not exceed the first save time {float(ts[0])}")
+    # Read ts through numpy: under jit, indexing even a concrete ts gives a tracer.
+    if _is_concrete(t0) and _is_concrete(ts) and float(t0) > float(np.asarray(ts)[0]):
+        raise ValueError(
+            f"t0={float(t0)} must not exceed the first save time {float(np.asarray(ts)[0])}"
+        )
     _check_field(f, t0, y0, args)
 
     adaptive = rtol is not None or atol is not None
     if dt0 is not None and _is_concrete(dt0) and not float(dt0) > 0:
         raise ValueError(f"dt0 must be positive (integration runs forward in time), got {dt0}")
     if adaptive:
-        if isinstance(solver, str) and not SOLVERS[solver][2]:
+        fixed_only = tuple(cls for cls, _, has_error in SOLVERS.values() if not has_error)
+        if isinstance(diffrax_solver, fixed_only):
             raise ValueError(
                 f"solver {solver!r} has no error estimate, so it cannot take rtol/atol; "
                 "give dt0 for fixed steps or pick one of "
@@ -217,7 +226,7 @@ def integrate(
         controller = diffrax.ConstantStepSize()
         if max_steps is None:
             if _is_concrete(ts) and _is_concrete(t0) and _is_concrete(dt0):
-                span = float(ts[-1]) - float(t0)
+                span = float(np.asarray(ts)[-1]) - float(t0)
                 max_steps = max(1, math.ceil(span / float(dt0) * (1 + 1e-9)) + 1)
             else:
                 max_steps = 16_384

@@ -1,0 +1,241 @@
+"""Workload ``integrate``: fixed-step RK4 (3/8 rule) over a batch of MLP-field ODEs.
+
+A batch of ``1024`` states of dimension ``8`` follows ``dy/dt = MLP(y)`` (8 -> 64 -> 64 -> 8,
+tanh, the same float32 weights in both frameworks) for ``100`` steps of ``dt = 0.01``,
+saving ``y`` at ``t = 0`` and ``t = 1`` (the same in both). Rows, each timed after warm-up
+(JAX compile excluded from ``median_s`` and reported as ``compile_s``):
+
+- ``torchdiffeq-fwd``: ``torchdiffeq.odeint(method="rk4", step_size=dt)`` under
+  ``torch.no_grad()`` (torch's default thread count); the reference of the ``*-fwd`` rows.
+- ``dynajax-fwd``: ``jax.jit`` of ``dynajax.solve.integrate(solver="rk4_38")``; torchdiffeq's
+  ``rk4`` is the 3/8 rule, so this is the same arithmetic.
+- ``jax-scan-rk4``: a hand-written ``lax.scan`` of the same 3/8 step, no diffrax: what the
+  solver machinery costs on top of the bare arithmetic.
+- ``torchdiffeq-grad``, ``dynajax-grad``, ``jax-scan-rk4-grad``: forward + backward, the
+  gradient of ``mean(y(1))`` w.r.t. the MLP weights (backprop through the solver steps:
+  torchdiffeq's plain ``odeint``, dynajax's ``adjoint="discretize"``).
+
+The unit is one ``trajectory-step`` (one RK step of one trajectory of the batch), so
+``per_unit = median_s / (1024 * 100)``. Before timing, every implementation's final state
+and gradient are checked against each other (max abs diff < 1e-4 in float32); a mismatch
+raises, so a wrong solve is never timed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.harness import Context, Row, register
+from dynajax.solve import integrate
+
+UNIT = "trajectory-step"
+ATOL = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    batch: int = 1024
+    dim: int = 8
+    hidden: int = 64
+    steps: int = 100
+    dt: float = 0.01
+    seed: int = 0
+
+    @property
+    def t1(self) -> float:
+        return self.steps * self.dt
+
+
+def make_params(cfg: Config) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """MLP weights (torch ``nn.Linear``-style uniform init, ``[in, out]`` layout) and ``y0``."""
+    rng = np.random.default_rng(cfg.seed)
+    sizes = [cfg.dim, cfg.hidden, cfg.hidden, cfg.dim]
+    params = {}
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        bound = 1.0 / np.sqrt(n_in)
+        params[f"w{i}"] = rng.uniform(-bound, bound, (n_in, n_out)).astype(np.float32)
+        params[f"b{i}"] = rng.uniform(-bound, bound, (n_out,)).astype(np.float32)
+    y0 = rng.normal(size=(cfg.batch, cfg.dim)).astype(np.float32)
+    return params, y0
+
+
+def mlp_field(t, y, p):
+    """``dy/dt`` for a batch ``y: [batch, dim]``: two tanh hidden layers."""
+    del t
+    h = jnp.tanh(y @ p["w0"] + p["b0"])
+    h = jnp.tanh(h @ p["w1"] + p["b1"])
+    return h @ p["w2"] + p["b2"]
+
+
+# ---------------------------------------------------------------- JAX implementations
+
+
+def dynajax_final(p, y0, cfg: Config):
+    ts = np.array([0.0, cfg.t1], dtype=np.float32)
+    return integrate(mlp_field, y0, ts, solver="rk4_38", dt0=cfg.dt, args=p)[-1]
+
+
+def scan_final(p, y0, cfg: Config):
+    """The 3/8-rule RK4 written out in ``lax.scan``: torchdiffeq's ``rk4_alt_step_func``."""
+    dt = jnp.float32(cfg.dt)
+    third = jnp.float32(1.0 / 3.0)
+
+    def step(y, t):
+        k1 = mlp_field(t, y, p)
+        k2 = mlp_field(t + dt * third, y + dt * k1 * third, p)
+        k3 = mlp_field(t + 2 * dt * third, y + dt * (k2 - k1 * third), p)
+        k4 = mlp_field(t + dt, y + dt * (k1 - k2 + k3), p)
+        return y + (k1 + 3 * (k2 + k3) + k4) * (dt * 0.125), None
+
+    ts = jnp.arange(cfg.steps, dtype=jnp.float32) * dt
+    y, _ = jax.lax.scan(step, y0, ts)
+    return y
+
+
+def _compile(fn, *args) -> tuple[Any, float]:
+    """AOT-compiles ``jax.jit(fn)`` for ``args``; returns the executable and its compile seconds."""
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    return compiled, time.perf_counter() - t0
+
+
+# -------------------------------------------------------------- torch implementations
+
+
+def _import_torch():
+    """``(torch, torchdiffeq.odeint)``; raises ImportError when the [bench] extra is missing."""
+    import torch
+    from torchdiffeq import odeint
+
+    return torch, odeint
+
+
+def _torch_impls(torch, odeint, params_np, y0_np, cfg: Config):
+    class MLPField(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.ParameterDict(
+                {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in params_np.items()}
+            )
+            self.calls = 0
+
+        def forward(self, t, y):
+            self.calls += 1
+            p = self.p
+            h = torch.tanh(torch.addmm(p["b0"], y, p["w0"]))
+            h = torch.tanh(torch.addmm(p["b1"], h, p["w1"]))
+            return torch.addmm(p["b2"], h, p["w2"])
+
+    func = MLPField()
+    y0 = torch.from_numpy(y0_np.copy())
+    t = torch.tensor([0.0, cfg.t1], dtype=torch.float32)
+    opts = dict(step_size=cfg.dt)
+    names = list(params_np)
+
+    def fwd():
+        with torch.no_grad():
+            return odeint(func, y0, t, method="rk4", options=opts)[-1]
+
+    def grad():
+        loss = odeint(func, y0, t, method="rk4", options=opts)[-1].mean()
+        gs = torch.autograd.grad(loss, [func.p[k] for k in names])
+        return dict(zip(names, gs))
+
+    return func, fwd, grad
+
+
+# ---------------------------------------------------------------------- the workload
+
+
+def _max_abs_diff(a, b) -> float:
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(la, lb))
+
+
+def _check(what: str, a, b, ctx: Context) -> None:
+    err = _max_abs_diff(a, b)
+    if not err < ATOL:  # also catches NaN
+        raise RuntimeError(
+            f"integrate benchmark: {what} disagree: max abs diff {err:.3e} >= {ATOL:g} "
+            "(float32); refusing to time solves that do not compute the same thing"
+        )
+    ctx.note(f"check {what}: max abs diff {err:.2e} < {ATOL:g}")
+
+
+def run_integrate(ctx: Context, cfg: Config = Config()) -> list[Row]:
+    name = "integrate"
+    units = cfg.batch * cfg.steps
+    params_np, y0_np = make_params(cfg)
+    params = jax.tree_util.tree_map(jnp.asarray, params_np)
+    y0 = jnp.asarray(y0_np)
+
+    def row(impl, timing, ref, compile_s=None):
+        return Row.from_timing(name, impl, timing, units=units, unit=UNIT, ref=ref, compile_s=compile_s)
+
+    # Compile the four JAX programs; time lowering + XLA compilation separately.
+    dj_fwd, dj_fwd_c = _compile(lambda p, y: dynajax_final(p, y, cfg), params, y0)
+    sc_fwd, sc_fwd_c = _compile(lambda p, y: scan_final(p, y, cfg), params, y0)
+    dj_grad, dj_grad_c = _compile(jax.grad(lambda p, y: dynajax_final(p, y, cfg).mean()), params, y0)
+    sc_grad, sc_grad_c = _compile(jax.grad(lambda p, y: scan_final(p, y, cfg).mean()), params, y0)
+
+    # Correctness before timing.
+    y_dj, y_sc = dj_fwd(params, y0), sc_fwd(params, y0)
+    g_dj, g_sc = dj_grad(params, y0), sc_grad(params, y0)
+    _check("dynajax-fwd vs jax-scan-rk4 final states", y_dj, y_sc, ctx)
+    _check("dynajax-grad vs jax-scan-rk4-grad weight gradients", g_dj, g_sc, ctx)
+
+    try:
+        torch, odeint = _import_torch()
+    except ImportError as e:
+        torch = None
+        ctx.note(
+            f"integrate: reference skipped, torch/torchdiffeq not importable ({e}); "
+            "install the [bench] extra (pip install -e '.[bench]'); ratio_vs_ref is null"
+        )
+    if torch is not None:
+        func, t_fwd, t_grad = _torch_impls(torch, odeint, params_np, y0_np, cfg)
+        func.calls = 0
+        y_t = t_fwd().numpy()
+        if func.calls != 4 * cfg.steps:
+            raise RuntimeError(
+                f"integrate benchmark: torchdiffeq made {func.calls} field calls, expected "
+                f"{4 * cfg.steps} ({cfg.steps} RK4 steps)"
+            )
+        g_t = {k: v.numpy() for k, v in t_grad().items()}
+        _check("dynajax-fwd vs torchdiffeq-fwd final states", y_dj, y_t, ctx)
+        _check("dynajax-grad vs torchdiffeq-grad weight gradients", g_dj, g_t, ctx)
+
+    ref_fwd, ref_grad = "torchdiffeq-fwd", "torchdiffeq-grad"
+    no_sync = lambda x: x  # noqa: E731  (torch on CPU is synchronous)
+    rows = []
+    if torch is not None:
+        rows.append(row(ref_fwd, ctx.time(t_fwd, sync=no_sync), ref_fwd))
+    rows.append(row("dynajax-fwd", ctx.time(lambda: dj_fwd(params, y0)), ref_fwd, dj_fwd_c))
+    rows.append(row("jax-scan-rk4", ctx.time(lambda: sc_fwd(params, y0)), ref_fwd, sc_fwd_c))
+    if torch is not None:
+        rows.append(row(ref_grad, ctx.time(t_grad, sync=no_sync), ref_grad))
+    rows.append(row("dynajax-grad", ctx.time(lambda: dj_grad(params, y0)), ref_grad, dj_grad_c))
+    rows.append(row("jax-scan-rk4-grad", ctx.time(lambda: sc_grad(params, y0)), ref_grad, sc_grad_c))
+
+    med = {r.impl: r.median_s for r in rows}
+    ctx.note(
+        "integrate: diffrax cost over a bare lax.scan RK4: "
+        f"fwd {med['dynajax-fwd'] / med['jax-scan-rk4']:.2f}x, "
+        f"grad {med['dynajax-grad'] / med['jax-scan-rk4-grad']:.2f}x (dynajax median / scan median)"
+    )
+    return rows
+
+
+@register(
+    "integrate",
+    "batch of 1024 MLP-field ODEs, fixed-step RK4 (3/8), 100 steps: dynajax jit vs torchdiffeq "
+    "on CPU, forward and forward+backward",
+)
+def run(ctx: Context) -> list[Row]:
+    return run_integrate(ctx)

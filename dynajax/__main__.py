@@ -1,0 +1,7 @@
+"""``python -m dynajax`` is the ``dynajax`` console script."""
+
+import sys
+
+from dynajax.cli import main
+
+sys.exit(main())
