@@ -42,6 +42,7 @@ __all__ = [
     "resolve_names",
     "run_workloads",
     "time_fn",
+    "time_interleaved",
     "write_json",
     "RATIO_CONVENTION",
 ]
@@ -96,6 +97,11 @@ class Context:
 
     def time(self, fn: Callable[[], Any], sync: Callable[[Any], Any] | None = None) -> "Timing":
         return time_fn(fn, repeats=self.repeats, warmup=self.warmup, sync=sync)
+
+    def time_interleaved(
+        self, fns: dict[str, Callable[[], Any]], syncs: dict[str, Callable[[Any], Any]] | None = None
+    ) -> dict[str, "Timing"]:
+        return time_interleaved(fns, repeats=self.repeats, warmup=self.warmup, syncs=syncs)
 
 
 @dataclasses.dataclass
@@ -155,6 +161,37 @@ def time_fn(
         sync(fn())
         times.append(clock() - t0)
     return Timing(statistics.median(times), times, warm)
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], Any]],
+    *,
+    repeats: int = 10,
+    warmup: int = 1,
+    syncs: dict[str, Callable[[Any], Any]] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, Timing]:
+    """Like :func:`time_fn` for several calls, run round-robin (a, b, c, a, b, c, ...).
+
+    Implementations that are compared with each other are timed in turn, so a change of
+    machine load during the run (other processes, thermal) weighs on all of them alike
+    instead of on whichever happened to run then. ``syncs`` maps a name to its sync
+    (default :func:`block`).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if warmup < 0:
+        raise ValueError(f"warmup must be >= 0, got {warmup}")
+    syncs = syncs or {}
+    warm: dict[str, list[float]] = {k: [] for k in fns}
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for i in range(warmup + repeats):
+        for name, fn in fns.items():
+            sync = syncs.get(name, block)
+            t0 = clock()
+            sync(fn())
+            (warm if i < warmup else times)[name].append(clock() - t0)
+    return {k: Timing(statistics.median(times[k]), times[k], warm[k]) for k in fns}
 
 
 @dataclasses.dataclass
@@ -280,6 +317,8 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
     }
+    if hasattr(os, "getloadavg"):
+        env["loadavg_1_5_15min_at_write"] = list(os.getloadavg())
     for mod in ("dynajax", "jax", "jaxlib", "diffrax", "equinox", "torch", "torchdiffeq"):
         m = sys.modules.get(mod)
         if m is not None:

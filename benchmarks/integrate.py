@@ -13,7 +13,15 @@ saving ``y`` at ``t = 0`` and ``t = 1`` (the same in both). Rows, each timed aft
   solver machinery costs on top of the bare arithmetic.
 - ``torchdiffeq-grad``, ``dynajax-grad``, ``jax-scan-rk4-grad``: forward + backward, the
   gradient of ``mean(y(1))`` w.r.t. the MLP weights (backprop through the solver steps:
-  torchdiffeq's plain ``odeint``, dynajax's ``adjoint="discretize"``).
+  torchdiffeq's plain ``odeint``, dynajax's ``adjoint="discretize"``, plain ``jax.grad`` of
+  the scan, which keeps every stage's activations).
+- ``jax-scan-rk4-remat-grad``: the same with ``jax.checkpoint`` on the scan step (stores ``y``
+  per step, recomputes the stages), the closest bare analogue of diffrax's checkpointed adjoint.
+- ``torchdiffeq-fwd-1thread``, ``torchdiffeq-grad-1thread``: diagnostics, torch with
+  ``torch.set_num_threads(1)``; their ratio is against the default-thread torch row.
+
+Rows that are compared with each other are timed round-robin (see
+:func:`benchmarks.harness.time_interleaved`).
 
 The unit is one ``trajectory-step`` (one RK step of one trajectory of the batch), so
 ``per_unit = median_s / (1024 * 100)``. Before timing, every implementation's final state
@@ -24,6 +32,7 @@ raises, so a wrong solve is never timed.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from typing import Any
 
@@ -81,8 +90,13 @@ def dynajax_final(p, y0, cfg: Config):
     return integrate(mlp_field, y0, ts, solver="rk4_38", dt0=cfg.dt, args=p)[-1]
 
 
-def scan_final(p, y0, cfg: Config):
-    """The 3/8-rule RK4 written out in ``lax.scan``: torchdiffeq's ``rk4_alt_step_func``."""
+def scan_final(p, y0, cfg: Config, remat: bool = False):
+    """The 3/8-rule RK4 written out in ``lax.scan``: torchdiffeq's ``rk4_alt_step_func``.
+
+    ``remat=True`` wraps the step in ``jax.checkpoint``: reverse mode then stores only ``y``
+    per step and recomputes the stages (as diffrax's checkpointed adjoint does), instead of
+    keeping every stage's activations.
+    """
     dt = jnp.float32(cfg.dt)
     third = jnp.float32(1.0 / 3.0)
 
@@ -94,7 +108,7 @@ def scan_final(p, y0, cfg: Config):
         return y + (k1 + 3 * (k2 + k3) + k4) * (dt * 0.125), None
 
     ts = jnp.arange(cfg.steps, dtype=jnp.float32) * dt
-    y, _ = jax.lax.scan(step, y0, ts)
+    y, _ = jax.lax.scan(jax.checkpoint(step) if remat else step, y0, ts)
     return y
 
 
@@ -178,17 +192,21 @@ def run_integrate(ctx: Context, cfg: Config = Config()) -> list[Row]:
     def row(impl, timing, ref, compile_s=None):
         return Row.from_timing(name, impl, timing, units=units, unit=UNIT, ref=ref, compile_s=compile_s)
 
-    # Compile the four JAX programs; time lowering + XLA compilation separately.
+    # Compile the five JAX programs; time lowering + XLA compilation separately.
     dj_fwd, dj_fwd_c = _compile(lambda p, y: dynajax_final(p, y, cfg), params, y0)
     sc_fwd, sc_fwd_c = _compile(lambda p, y: scan_final(p, y, cfg), params, y0)
     dj_grad, dj_grad_c = _compile(jax.grad(lambda p, y: dynajax_final(p, y, cfg).mean()), params, y0)
     sc_grad, sc_grad_c = _compile(jax.grad(lambda p, y: scan_final(p, y, cfg).mean()), params, y0)
+    rm_grad, rm_grad_c = _compile(
+        jax.grad(lambda p, y: scan_final(p, y, cfg, remat=True).mean()), params, y0
+    )
 
     # Correctness before timing.
     y_dj, y_sc = dj_fwd(params, y0), sc_fwd(params, y0)
-    g_dj, g_sc = dj_grad(params, y0), sc_grad(params, y0)
+    g_dj, g_sc, g_rm = dj_grad(params, y0), sc_grad(params, y0), rm_grad(params, y0)
     _check("dynajax-fwd vs jax-scan-rk4 final states", y_dj, y_sc, ctx)
     _check("dynajax-grad vs jax-scan-rk4-grad weight gradients", g_dj, g_sc, ctx)
+    _check("dynajax-grad vs jax-scan-rk4-remat-grad weight gradients", g_dj, g_rm, ctx)
 
     try:
         torch, odeint = _import_torch()
@@ -212,22 +230,64 @@ def run_integrate(ctx: Context, cfg: Config = Config()) -> list[Row]:
         _check("dynajax-grad vs torchdiffeq-grad weight gradients", g_dj, g_t, ctx)
 
     ref_fwd, ref_grad = "torchdiffeq-fwd", "torchdiffeq-grad"
+    compile_s = {
+        "dynajax-fwd": dj_fwd_c, "jax-scan-rk4": sc_fwd_c,
+        "dynajax-grad": dj_grad_c, "jax-scan-rk4-grad": sc_grad_c, "jax-scan-rk4-remat-grad": rm_grad_c,
+    }
+    fwd_fns = {"dynajax-fwd": lambda: dj_fwd(params, y0), "jax-scan-rk4": lambda: sc_fwd(params, y0)}
+    grad_fns = {
+        "dynajax-grad": lambda: dj_grad(params, y0),
+        "jax-scan-rk4-grad": lambda: sc_grad(params, y0),
+        "jax-scan-rk4-remat-grad": lambda: rm_grad(params, y0),
+    }
     no_sync = lambda x: x  # noqa: E731  (torch on CPU is synchronous)
+    syncs = {}
+    if torch is not None:
+        fwd_fns = {ref_fwd: t_fwd, **fwd_fns}
+        grad_fns = {ref_grad: t_grad, **grad_fns}
+        syncs = {ref_fwd: no_sync, ref_grad: no_sync}
+
+    load0 = os.getloadavg() if hasattr(os, "getloadavg") else None
+    # Rows compared with each other are timed round-robin, so load changes hit them alike.
     rows = []
+    for fns, ref in ((fwd_fns, ref_fwd), (grad_fns, ref_grad)):
+        timings = ctx.time_interleaved(fns, syncs)
+        rows += [row(k, timings[k], ref, compile_s.get(k)) for k in fns]
+
     if torch is not None:
-        rows.append(row(ref_fwd, ctx.time(t_fwd, sync=no_sync), ref_fwd))
-    rows.append(row("dynajax-fwd", ctx.time(lambda: dj_fwd(params, y0)), ref_fwd, dj_fwd_c))
-    rows.append(row("jax-scan-rk4", ctx.time(lambda: sc_fwd(params, y0)), ref_fwd, sc_fwd_c))
-    if torch is not None:
-        rows.append(row(ref_grad, ctx.time(t_grad, sync=no_sync), ref_grad))
-    rows.append(row("dynajax-grad", ctx.time(lambda: dj_grad(params, y0)), ref_grad, dj_grad_c))
-    rows.append(row("jax-scan-rk4-grad", ctx.time(lambda: sc_grad(params, y0)), ref_grad, sc_grad_c))
+        # Diagnostic: torch pinned to one thread. On a busy CPU, OpenMP's per-op thread
+        # barriers can cost more than the arithmetic; ratio_vs_ref of these rows is
+        # (default threads) / (one thread), so > 1 says the default was hurt by that.
+        default_threads = torch.get_num_threads()
+        if default_threads > 1:
+            torch.set_num_threads(1)
+            try:
+                diag = ctx.time_interleaved(
+                    {ref_fwd + "-1thread": t_fwd, ref_grad + "-1thread": t_grad},
+                    {ref_fwd + "-1thread": no_sync, ref_grad + "-1thread": no_sync},
+                )
+            finally:
+                torch.set_num_threads(default_threads)
+            rows.insert(3, row(ref_fwd + "-1thread", diag[ref_fwd + "-1thread"], ref_fwd))
+            rows.append(row(ref_grad + "-1thread", diag[ref_grad + "-1thread"], ref_grad))
+            ctx.note(
+                f"integrate: torch default threads = {default_threads}; the *-1thread rows "
+                "are a diagnostic (torch.set_num_threads(1)), not the reference"
+            )
+    if load0 is not None:
+        load1 = os.getloadavg()
+        ctx.note(
+            f"integrate: 1-min load average {load0[0]:.2f} before timing, {load1[0]:.2f} after "
+            f"({os.cpu_count()} CPUs); a load above the CPU count means shared cores and noisy times"
+        )
 
     med = {r.impl: r.median_s for r in rows}
     ctx.note(
         "integrate: diffrax cost over a bare lax.scan RK4: "
         f"fwd {med['dynajax-fwd'] / med['jax-scan-rk4']:.2f}x, "
-        f"grad {med['dynajax-grad'] / med['jax-scan-rk4-grad']:.2f}x (dynajax median / scan median)"
+        f"grad {med['dynajax-grad'] / med['jax-scan-rk4-grad']:.2f}x, "
+        f"grad vs remat scan {med['dynajax-grad'] / med['jax-scan-rk4-remat-grad']:.2f}x "
+        "(dynajax median / scan median; < 1 means diffrax is faster)"
     )
     return rows
 

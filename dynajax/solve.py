@@ -24,6 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
+from dynajax import _fixed_step
+from dynajax._fixed_step import tableau_of
+
 __all__ = ["RK4", "RK4_38", "SOLVERS", "integrate", "solver_order", "get_solver"]
 
 
@@ -89,6 +92,7 @@ SOLVERS: dict[str, tuple[Callable[[], diffrax.AbstractSolver], int, bool]] = {
 }
 
 _ADJOINTS = ("discretize", "backsolve")
+_BACKENDS = ("auto", "diffrax", "scan")
 
 
 def get_solver(solver: str | diffrax.AbstractSolver) -> diffrax.AbstractSolver:
@@ -153,6 +157,28 @@ def _check_field(f, t0, y0, args) -> None:
             )
 
 
+def _uniform_grid(solver, ts, t0, dt0, adaptive, adjoint) -> tuple[float, int] | str:
+    """``(interval, substeps)`` when the fixed-step scan path applies, else the reason not."""
+    if adaptive or adjoint != "discretize":
+        return "it needs fixed steps (dt0, no rtol/atol) and adjoint='discretize'"
+    if tableau_of(solver) is None:
+        return f"{type(solver).__name__} is not an explicit Runge-Kutta method"
+    if not all(map(_is_concrete, (ts, t0, dt0))):
+        return "ts, t0 and dt0 must be concrete (not traced) values"
+    ts_np = np.asarray(ts, dtype=np.float64)
+    if ts_np.shape[0] < 2 or float(t0) != ts_np[0]:
+        return "it needs at least two save times, the first equal to t0"
+    gaps = np.diff(ts_np)
+    interval = float(np.mean(gaps))
+    if np.max(np.abs(gaps - interval)) > 1e-5 * interval:
+        return "the save times are not uniformly spaced"
+    ratio = interval / float(dt0)
+    substeps = round(ratio)
+    if substeps < 1 or abs(ratio - substeps) > 1e-5 * ratio:
+        return f"the save spacing {interval:g} is not a whole number of steps dt0={float(dt0):g}"
+    return interval, substeps
+
+
 def integrate(
     f: Callable[[Any, PyTree, Any], PyTree],
     y0: PyTree[ArrayLike],
@@ -166,6 +192,7 @@ def integrate(
     t0: float | None = None,
     adjoint: str = "discretize",
     max_steps: int | None = None,
+    backend: str = "auto",
 ) -> PyTree[Float[Array, "n_save ..."]]:
     """Solves ``dy/dt = f(t, y, args)`` from ``y(t0) = y0`` and returns ``y`` at ``ts``.
 
@@ -182,6 +209,12 @@ def integrate(
         adjoint: ``"discretize"`` (backpropagate through the solver steps, with recursive
             checkpointing) or ``"backsolve"`` (continuous adjoint, solved backwards).
         max_steps: step budget; for fixed steps it defaults to the exact step count.
+        backend: ``"auto"``, ``"diffrax"`` or ``"scan"``. ``"scan"`` runs fixed steps of
+            an explicit Runge-Kutta tableau as a nested ``lax.scan``: the same scheme as
+            diffrax, without its per-step bookkeeping (2-3x faster for small fields on
+            CPU). It needs fixed steps, ``adjoint="discretize"``, concrete uniformly spaced
+            ``ts`` starting at ``t0`` whose spacing is a whole number of ``dt0`` steps.
+            ``"auto"`` takes it whenever these hold, and diffrax otherwise.
 
     Returns:
         ``ys``, the pytree of ``y0`` with a leading axis ``[n_save]``.
@@ -189,7 +222,12 @@ def integrate(
     Raises:
         ValueError: unknown solver or adjoint, non-positive ``dt0``, neither ``dt0`` nor
             tolerances, tolerances on a solver with no error estimate, malformed ``ts``,
-            NaN in ``y0``, or a field whose output does not match ``y0``.
+            NaN in ``y0``, a field whose output does not match ``y0``, or
+            ``backend="scan"`` where its conditions do not hold.
+
+    Note:
+        ``adjoint="backsolve"`` differentiates with respect to ``y0`` and ``args`` only:
+        pass trainable parameters through ``args`` (``f(t, y, params)``), not as a closure.
     """
     diffrax_solver = get_solver(solver)
     if adjoint not in _ADJOINTS:
@@ -197,7 +235,8 @@ def integrate(
     _check_y0(y0)
     ts = jnp.asarray(ts)
     _check_ts(ts)
-    t0 = ts[0] if t0 is None else t0
+    if t0 is None:  # through numpy when concrete: under jit, ts[0] would be a tracer
+        t0 = np.asarray(ts)[0] if _is_concrete(ts) else ts[0]
     # Read ts through numpy: under jit, indexing even a concrete ts gives a tracer.
     if _is_concrete(t0) and _is_concrete(ts) and float(t0) > float(np.asarray(ts)[0]):
         raise ValueError(
@@ -230,6 +269,19 @@ def integrate(
                 max_steps = max(1, math.ceil(span / float(dt0) * (1 + 1e-9)) + 1)
             else:
                 max_steps = 16_384
+
+    if backend not in _BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; allowed: {', '.join(_BACKENDS)}")
+    if backend != "diffrax":
+        grid = _uniform_grid(diffrax_solver, ts, t0, dt0, adaptive, adjoint)
+        if isinstance(grid, str):
+            if backend == "scan":
+                raise ValueError(f"backend='scan' cannot run this solve: {grid}")
+        else:
+            interval, substeps = grid
+            return _fixed_step.rollout(
+                f, tableau_of(diffrax_solver), y0, t0, interval, len(ts) - 1, substeps, args
+            )
 
     adjoint_obj = (
         diffrax.RecursiveCheckpointAdjoint()

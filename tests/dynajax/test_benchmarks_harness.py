@@ -177,3 +177,15 @@ def test_integrate_is_registered_and_import_needs_no_torch():
     assert res.returncode == 0, res.stderr
     assert "integrate" in res.stdout
 
+
+
+def test_time_interleaved_runs_round_robin():
+    order = []
+    clock = FakeClock([9.0, 9.0, 1.0, 10.0, 2.0, 20.0, 3.0, 30.0])  # a, b warm-up, then timed
+    fns = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    t = harness.time_interleaved(fns, repeats=3, warmup=1, clock=clock, syncs={"a": lambda x: x})
+    assert order == ["a", "b"] * 4
+    assert t["a"].times_s == [1.0, 2.0, 3.0] and t["a"].median_s == 2.0
+    assert t["b"].times_s == [10.0, 20.0, 30.0] and t["b"].warmup_s == [9.0]
+    with pytest.raises(ValueError, match="repeats"):
+        harness.time_interleaved(fns, repeats=0)

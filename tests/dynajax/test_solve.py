@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.linalg
 
 from dynajax.solve import RK4, RK4_38, SOLVERS, get_solver, integrate, solver_order
 
@@ -146,30 +147,32 @@ def test_solver_registry_and_orders():
 
 
 def _stable_matrix(key, n):
-    b = jax.random.normal(key, (n, n), dtype=jnp.float64)
-    shift = jnp.max(jnp.real(jnp.linalg.eigvals(b))) + 0.5
-    return b - shift * jnp.eye(n)
+    b = np.asarray(jax.random.normal(key, (n, n)), dtype=np.float64)
+    shift = np.max(np.linalg.eigvals(b).real) + 0.5
+    return b - shift * np.eye(n)
 
 
 def test_linear_ode_matches_matrix_exponential_on_a_pytree_state(rng):
     # y' = A x (random stable 3x3) next to a matrix ODE M' = B M, in one dict-valued state.
     k1, k2 = jax.random.split(rng)
+    a, b = _stable_matrix(k1, 3), _stable_matrix(k2, 2)
+    x0, m0 = np.array([1.0, -2.0, 0.5]), np.arange(4.0).reshape(2, 2)
+    ts = np.linspace(0.0, 2.0, 5)
     with jax.enable_x64(True):
-        a, b = _stable_matrix(k1, 3), _stable_matrix(k2, 2)
-        y0 = {"x": jnp.array([1.0, -2.0, 0.5]), "m": jnp.arange(4.0).reshape(2, 2)}
 
         def f(t, y, args):
-            return {"x": a @ y["x"], "m": b @ y["m"]}
+            return {"x": args[0] @ y["x"], "m": args[1] @ y["m"]}
 
-        ts = jnp.linspace(0.0, 2.0, 5)
-        ys = integrate(f, y0, ts, rtol=1e-11, atol=1e-11)
+        y0 = {"x": jnp.asarray(x0), "m": jnp.asarray(m0)}
+        args = (jnp.asarray(a), jnp.asarray(b))
+        ys = integrate(f, y0, jnp.asarray(ts), args=args, rtol=1e-11, atol=1e-11)
         assert set(ys) == {"x", "m"}
         assert ys["x"].shape == (5, 3) and ys["m"].shape == (5, 2, 2)
         assert ys["x"].dtype == jnp.float64
-        want_x = jnp.stack([jax.scipy.linalg.expm(a * t) @ y0["x"] for t in ts])
-        want_m = jnp.stack([jax.scipy.linalg.expm(b * t) @ y0["m"] for t in ts])
-        np.testing.assert_allclose(ys["x"], want_x, rtol=0, atol=1e-8)
-        np.testing.assert_allclose(ys["m"], want_m, rtol=0, atol=1e-8)
+    want_x = np.stack([scipy.linalg.expm(a * t) @ x0 for t in ts])
+    want_m = np.stack([scipy.linalg.expm(b * t) @ m0 for t in ts])
+    np.testing.assert_allclose(ys["x"], want_x, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(ys["m"], want_m, rtol=0, atol=1e-8)
 
 
 # ---------------------------------------------------------------------------------------
@@ -231,7 +234,10 @@ def test_gradients_match_finite_differences_and_closed_form(adjoint, steps, fd_r
         h = 1e-5
         fd_theta = (value_at(theta + h, y0) - value_at(theta - h, y0)) / (2 * h)
         fd_y0 = jnp.stack(
-            [(value_at(theta, y0 + h * e) - value_at(theta, y0 - h * e)) / (2 * h) for e in jnp.eye(2)]
+            [
+                (value_at(theta, y0 + h * e) - value_at(theta, y0 - h * e)) / (2 * h)
+                for e in jnp.eye(2)
+            ]
         )
         np.testing.assert_allclose(g_theta, fd_theta, rtol=fd_rtol)
         np.testing.assert_allclose(g_y0, fd_y0, rtol=fd_rtol)
@@ -408,3 +414,76 @@ def test_tolerances_on_a_fixed_step_solver(solver, tol):
 def test_neither_dt0_nor_tolerances():
     with pytest.raises(ValueError, match="give dt0"):
         integrate(_decay, _Y0, _TS, solver="tsit5")
+
+
+# ---------------------------------------------------------------------------------------
+# The fixed-step scan backend evaluates exactly diffrax's scheme.
+
+
+def _pytree_field(t, y, a):
+    return {"x": 2.0 * y["x"] * (1.0 - y["x"]) * jnp.cos(t) + a, "v": -y["v"] * t}
+
+
+@pytest.mark.parametrize(
+    "substeps, solvers", [(1, list(SOLVERS)), (3, ["euler", "rk4_38", "dopri5"])], ids=["1", "3"]
+)
+def test_scan_backend_equals_diffrax_for_every_solver(substeps, solvers):
+    with jax.enable_x64(True):
+        y0 = {"x": jnp.array([0.3, 0.2]), "v": jnp.ones((2, 2))}
+        ts = jnp.linspace(0.0, 2.0, 5)
+        for name in solvers:
+            kw = dict(solver=name, dt0=0.5 / substeps, args=0.1)
+            a = integrate(_pytree_field, y0, ts, backend="diffrax", **kw)
+            b = integrate(_pytree_field, y0, ts, backend="scan", **kw)
+            for k in a:
+                np.testing.assert_allclose(b[k], a[k], rtol=0, atol=1e-13, err_msg=name)
+
+
+def test_scan_backend_gradients_equal_diffrax():
+    with jax.enable_x64(True):
+        y0 = {"x": jnp.array([0.3, 0.2]), "v": jnp.ones((2, 2))}
+        ts = jnp.linspace(0.0, 2.0, 5)
+
+        def grad(backend):
+            def loss(a, y0):
+                ys = integrate(_pytree_field, y0, ts, solver="rk4_38", dt0=0.25, args=a, backend=backend)
+                return jnp.sum(ys["x"] ** 2) + jnp.sum(ys["v"])
+
+            return jax.grad(loss, argnums=(0, 1))(0.1, y0)
+
+        for a, b in zip(jax.tree_util.tree_leaves(grad("diffrax")), jax.tree_util.tree_leaves(grad("scan"))):
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
+
+
+def test_auto_backend_picks_scan_only_where_it_applies():
+    f = lambda t, y, a: -y  # noqa: E731
+    y0 = jnp.ones(2)
+    prims = lambda **kw: str(jax.make_jaxpr(lambda y: integrate(f, y, **kw))(y0))  # noqa: E731
+    assert "scan[" in prims(ts=jnp.linspace(0.0, 1.0, 5), solver="rk4", dt0=0.125)
+    assert "while" not in prims(ts=jnp.linspace(0.0, 1.0, 5), solver="rk4", dt0=0.125)
+    assert "while" in prims(ts=jnp.linspace(0.0, 1.0, 5), solver="rk4", dt0=0.3)  # not a whole number
+    assert "while" in prims(ts=jnp.array([0.0, 0.3, 1.0]), solver="rk4", dt0=0.1)  # not uniform
+    assert "while" in prims(ts=jnp.linspace(0.0, 1.0, 5), solver="tsit5", rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(dt0=0.3), "not a whole number of steps"),
+        (dict(ts=jnp.array([0.0, 0.3, 1.0])), "not uniformly spaced"),
+        (dict(adjoint="backsolve"), "adjoint='discretize'"),
+        (dict(solver="tsit5", dt0=None, rtol=1e-5), "fixed steps"),
+        (dict(solver=diffrax.ReversibleHeun()), "not an explicit Runge-Kutta"),
+        (dict(t0=-0.5), "first equal to t0"),
+    ],
+)
+def test_scan_backend_refuses_what_it_cannot_run(kwargs, match):
+    args = dict(ts=jnp.linspace(0.0, 1.0, 5), solver="rk4", dt0=0.125) | kwargs
+    ts = args.pop("ts")
+    with pytest.raises(ValueError, match=match):
+        integrate(lambda t, y, a: -y, jnp.ones(2), ts, backend="scan", **args)
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match="unknown backend 'torch'; allowed: auto, diffrax, scan"):
+        integrate(lambda t, y, a: -y, jnp.ones(2), jnp.linspace(0.0, 1.0, 3), dt0=0.5, solver="rk4", backend="torch")

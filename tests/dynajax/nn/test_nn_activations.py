@@ -28,7 +28,7 @@ def test_swish_init_matches_leads_formula(rng):
 
 
 @pytest.mark.parametrize("beta", [-2.0, 0.0, 3.0])
-def test_swish_other_beta(rng, beta):
+def test_swish_other_beta(beta):
     params = {"params": {"beta": jnp.asarray(beta, jnp.float32)}}
     out = Swish().apply(params, jnp.asarray(XS))
     np.testing.assert_allclose(out, _swish_ref(XS, beta), rtol=1e-6, atol=1e-7)
@@ -42,7 +42,7 @@ def test_swish_beta_is_learnable(rng):
 
 
 def test_mlp_swish_has_one_beta_per_hidden_layer(rng):
-    params = MLP((4, 4, 4, 1), activation="swish").init(rng, jnp.ones((2,)))["params"]
+    params = jax.eval_shape(MLP((4, 4, 4, 1), activation="swish").init, rng, jnp.ones((2,)))["params"]
     betas = sorted(k for k in params if k.startswith("Swish"))
     assert betas == ["Swish_0", "Swish_1", "Swish_2"]
 

@@ -6,8 +6,7 @@ import pytest
 from dynajax.nn import MLP, default_kernel_init, get_initializer, normal, orthogonal, zeros
 
 
-@pytest.mark.parametrize("shape", [(6, 6), (10, 4), (3, 3, 4, 8)])
-@pytest.mark.parametrize("gain", [1.0, 0.2])
+@pytest.mark.parametrize("shape, gain", [((6, 6), 1.0), ((10, 4), 0.2), ((3, 3, 4, 8), 0.2)])
 def test_orthogonal_tall_columns(rng, shape, gain):
     w = orthogonal(gain)(rng, shape, jnp.float32)
     assert w.shape == shape
@@ -27,7 +26,7 @@ def test_orthogonal_is_random_not_identity(rng):
     assert not np.allclose(a, np.eye(5))
 
 
-@pytest.mark.parametrize("gain", [0.05, 0.1, 2.0])
+@pytest.mark.parametrize("gain", [0.05, 2.0])
 def test_normal_std_is_gain(rng, gain):
     w = np.asarray(normal(gain)(rng, (200, 500), jnp.float32), dtype=np.float64)
     n = w.size
@@ -63,7 +62,7 @@ def test_bad_gain_raises(gain):
 
 def test_mlp_orthogonal_init_aphynity(rng):
     """APHYNITY's pendulum MLP: 2-200-200-2, orthogonal(0.2) kernels, zero biases."""
-    params = MLP((200, 200, 2), kernel_init=orthogonal(0.2)).init(rng, jnp.ones((2,)))["params"]
+    params = jax.jit(MLP((200, 200, 2), kernel_init=orthogonal(0.2)).init)(rng, jnp.ones((2,)))["params"]
     for name in ("Dense_0", "Dense_1", "Dense_2"):
         k = np.asarray(params[name]["kernel"])
         small = min(k.shape)

@@ -12,6 +12,8 @@ from dynajax.nn import (
     Residual,
 )
 
+# Models are run under jax.jit (one compilation per test) rather than op by op.
+
 # ---------------------------------------------------------------- MLP
 
 
@@ -19,21 +21,22 @@ from dynajax.nn import (
 def test_mlp_shapes(rng, batch):
     model = MLP((16, 16, 5), activation="tanh")
     x = jnp.ones((*batch, 3))
-    params = model.init(rng, x)
-    assert model.apply(params, x).shape == (*batch, 5)
+    params = jax.eval_shape(model.init, rng, x)
+    assert params["params"]["Dense_0"]["kernel"].shape == (3, 16)
+    assert jax.eval_shape(model.apply, params, x).shape == (*batch, 5)
 
 
-def test_mlp_matches_manual_forward(rng):
+def test_mlp_matches_manual_forward(rng, randn):
     model = MLP((7, 4), activation="tanh", final_activation="sigmoid")
-    x = jax.random.normal(rng, (5, 3))
-    p = model.init(rng, x)["params"]
+    x = randn((5, 3))
+    p = jax.jit(model.init)(rng, x)["params"]
     h = np.tanh(x @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"])
     ref = 1 / (1 + np.exp(-(h @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"])))
-    np.testing.assert_allclose(model.apply({"params": p}, x), ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(jax.jit(model.apply)({"params": p}, x), ref, rtol=1e-5, atol=1e-6)
 
 
 def test_mlp_no_bias(rng):
-    p = MLP((4, 2), use_bias=False).init(rng, jnp.ones((3,)))["params"]
+    p = jax.eval_shape(MLP((4, 2), use_bias=False).init, rng, jnp.ones((3,)))["params"]
     assert set(p["Dense_0"]) == {"kernel"}
 
 
@@ -57,58 +60,72 @@ def _circ_corr_oracle(x, kernel, bias):
     return y + bias
 
 
-def test_circular_conv_matches_roll_oracle(rng):
-    x = jax.random.normal(rng, (2, 6, 7, 3))
+def test_circular_conv_matches_roll_oracle(rng, randn):
+    x = randn((2, 6, 7, 3))
     model = ConvNet((4,), kernel_size=3, padding="circular")
-    p = model.init(rng, x)["params"]["Conv_0"]
-    out = model.apply({"params": {"Conv_0": p}}, x)
-    np.testing.assert_allclose(out, _circ_corr_oracle(x, p["kernel"], p["bias"]), rtol=1e-5, atol=1e-5)
+    p = jax.jit(model.init)(rng, x)["params"]["Conv_0"]
+    out = jax.jit(model.apply)({"params": {"Conv_0": p}}, x)
+    ref = jax.jit(_circ_corr_oracle)(x, p["kernel"], p["bias"])
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("kernel_size", [3, (5, 3)])
-@pytest.mark.parametrize("norm", [None, "batch"])
-def test_circular_convnet_commutes_with_rolls(rng, kernel_size, norm):
-    x = jax.random.normal(rng, (2, 8, 9, 3))
+def _outputs_on_rolls(model, params, x, shifts, axes):
+    """The model on x and on each rolled x, in one compiled call (leading axes are batch)."""
+    xs = jnp.stack([x] + [jnp.roll(x, s, axis=axes) for s in shifts])
+    ys = jax.jit(model.apply)(params, xs)
+    return ys[0], ys[1:]
+
+
+@pytest.mark.parametrize(
+    "kernel_size, norm", [(3, None), ((5, 3), "batch")]
+)
+def test_circular_convnet_commutes_with_rolls(rng, kernel_size, norm, randn):
+    x = randn((2, 8, 9, 3))
     model = ConvNet((6, 6, 2), kernel_size=kernel_size, padding="circular", activation="swish", norm=norm)
-    params = model.init(rng, x)
-    y = model.apply(params, x)
+    params = jax.jit(model.init)(rng, x)
+    shifts = [(1, 0), (0, -2), (3, 5)]
+    if norm == "batch":  # batch statistics couple the stacked inputs: apply one by one
+        apply = jax.jit(model.apply)
+        y, ys = apply(params, x), [apply(params, jnp.roll(x, s, axis=(1, 2))) for s in shifts]
+    else:
+        y, ys = _outputs_on_rolls(model, params, x, shifts, (-3, -2))
     assert y.shape == (2, 8, 9, 2)
-    for shift in [(1, 0), (0, -2), (3, 5)]:
-        y_rolled_in = model.apply(params, jnp.roll(x, shift, axis=(1, 2)))
+    for y_rolled_in, shift in zip(ys, shifts):
         np.testing.assert_allclose(y_rolled_in, jnp.roll(y, shift, axis=(1, 2)), rtol=1e-4, atol=1e-5)
 
 
-def test_circular_convnet_1d_commutes_with_rolls(rng):
-    x = jax.random.normal(rng, (3, 10, 2))
+def test_circular_convnet_1d_commutes_with_rolls(rng, randn):
+    x = randn((3, 10, 2))
     model = ConvNet((5, 1), kernel_size=(3,), padding="circular")
-    params = model.init(rng, x)
-    y = model.apply(params, x)
+    params = jax.jit(model.init)(rng, x)
+    y, (y_rolled_in,) = _outputs_on_rolls(model, params, x, [4], -2)
     assert model.spatial_ndim == 1 and y.shape == (3, 10, 1)
-    np.testing.assert_allclose(model.apply(params, jnp.roll(x, 4, axis=1)), jnp.roll(y, 4, axis=1), atol=1e-5)
+    np.testing.assert_allclose(y_rolled_in, jnp.roll(y, 4, axis=1), atol=1e-5)
 
 
-def test_zero_padding_preserves_shape_but_not_roll_equivariance(rng):
-    x = jax.random.normal(rng, (2, 8, 8, 3))
+def test_zero_padding_preserves_shape_but_not_roll_equivariance(rng, randn):
+    x = randn((2, 8, 8, 3))
     model = ConvNet((6, 2), kernel_size=3, padding="zeros")
-    params = model.init(rng, x)
-    y = model.apply(params, x)
+    params = jax.jit(model.init)(rng, x)
+    y, (rolled,) = _outputs_on_rolls(model, params, x, [1], -3)
     assert y.shape == (2, 8, 8, 2)
-    assert model.apply(params, x[0]).shape == (8, 8, 2)  # no batch axis
-    rolled = model.apply(params, jnp.roll(x, 1, axis=1))
+    assert jax.eval_shape(model.apply, params, x[0]).shape == (8, 8, 2)  # no batch axis
     assert not np.allclose(rolled, jnp.roll(y, 1, axis=1), atol=1e-3)
-    # interior agrees: zero padding only changes the boundary rows
+    # the interior agrees: zero padding only changes rows near the boundary
     np.testing.assert_allclose(rolled[:, 3:-2], jnp.roll(y, 1, axis=1)[:, 3:-2], atol=1e-5)
 
 
 def test_reflect_padding_shape(rng):
     x = jnp.ones((1, 5, 6, 2))
     model = ConvNet((3,), kernel_size=3, padding="reflect")
-    assert model.apply(model.init(rng, x), x).shape == (1, 5, 6, 3)
+    variables = jax.eval_shape(model.init, rng, x)
+    assert jax.eval_shape(model.apply, variables, x).shape == (1, 5, 6, 3)
 
 
-def test_batch_stat_norm_normalises(rng):
-    x = 3.0 + 2.0 * jax.random.normal(rng, (4, 5, 5, 3))
-    y = BatchStatNorm().apply(BatchStatNorm().init(rng, x), x)
+def test_batch_stat_norm_normalises(randn):
+    x = 3.0 + 2.0 * randn((4, 5, 5, 3))
+    norm = BatchStatNorm()
+    y = jax.jit(norm.apply)({"params": {"scale": jnp.ones(3), "bias": jnp.zeros(3)}}, x)
     np.testing.assert_allclose(jnp.mean(y, axis=(0, 1, 2)), 0.0, atol=1e-5)
     np.testing.assert_allclose(jnp.var(y, axis=(0, 1, 2)), 1.0, atol=1e-3)
 
@@ -130,43 +147,54 @@ def test_convnet_bad_config(kwargs, match):
 
 def test_convnet_input_too_small(rng):
     with pytest.raises(ValueError, match="at least 3 axes"):
-        ConvNet((4,)).init(rng, jnp.ones((8, 8)))
+        jax.eval_shape(ConvNet((4,)).init, rng, jnp.ones((8, 8)))
 
 
 # ---------------------------------------------------------------- residual blocks
 
 
-def test_residual_wraps_module(rng):
+def test_residual_wraps_module(rng, randn):
     f = MLP((8, 3), activation="tanh")
-    x = jax.random.normal(rng, (4, 3))
+    x = randn((4, 3))
     block = Residual(f, dt=0.1)
-    params = block.init(rng, x)
-    expected = x + 0.1 * f.apply({"params": params["params"]["f"]}, x)
-    np.testing.assert_allclose(block.apply(params, x), expected, rtol=1e-6)
+    params = jax.jit(block.init)(rng, x)
+
+    @jax.jit
+    def both(params, x):
+        return block.apply(params, x), x + 0.1 * f.apply({"params": params["params"]["f"]}, x)
+
+    y, expected = both(params, x)
+    np.testing.assert_allclose(y, expected, rtol=1e-6)
 
 
 def test_residual_shape_mismatch(rng):
     with pytest.raises(ValueError, match="preserve the shape"):
-        Residual(MLP((2,))).init(rng, jnp.ones((3,)))
+        jax.eval_shape(Residual(MLP((2,))).init, rng, jnp.ones((3,)))
 
 
-def test_mlp_residual_block(rng):
-    x = jax.random.normal(rng, (5, 4))
+def test_mlp_residual_block(rng, randn):
+    x = randn((5, 4))
     block = MLPResidualBlock(hidden=(16,), dt=0.5)
-    params = block.init(rng, x)
-    y = block.apply(params, x)
-    branch = MLP((16, 4)).apply({"params": params["params"]["branch"]}, x)
+    params = jax.jit(block.init)(rng, x)
+
+    @jax.jit
+    def outputs(params, x):
+        branch = MLP((16, 4)).apply({"params": params["params"]["branch"]}, x)
+        still = MLPResidualBlock(hidden=(16,), dt=0.0).apply(params, x)
+        return block.apply(params, x), branch, still
+
+    y, branch, still = outputs(params, x)
     np.testing.assert_allclose(y, x + 0.5 * branch, rtol=1e-6)
-    np.testing.assert_allclose(MLPResidualBlock(hidden=(16,), dt=0.0).apply(params, x), x)
+    np.testing.assert_allclose(still, x)
 
 
-def test_conv_residual_block_circular(rng):
-    x = jax.random.normal(rng, (1, 6, 6, 2))
+def test_conv_residual_block_circular(rng, randn):
+    x = randn((1, 6, 6, 2))
     block = ConvResidualBlock(hidden=(4,), padding="circular", dt=0.3)
-    params = block.init(rng, x)
-    y = block.apply(params, x)
+    params = jax.jit(block.init)(rng, x)
+    y, (y_rolled_in,) = _outputs_on_rolls(block, params, x, [2], -2)
     assert y.shape == x.shape
-    np.testing.assert_allclose(block.apply(params, jnp.roll(x, 2, axis=2)), jnp.roll(y, 2, axis=2), atol=1e-5)
+    np.testing.assert_allclose(y_rolled_in, jnp.roll(y, 2, axis=2), atol=1e-5)
 
 
 def test_residual_bad_config():
