@@ -7,8 +7,12 @@ saving ``y`` at ``t = 0`` and ``t = 1`` (the same in both). Rows, each timed aft
 
 - ``torchdiffeq-fwd``: ``torchdiffeq.odeint(method="rk4", step_size=dt)`` under
   ``torch.no_grad()`` (torch's default thread count); the reference of the ``*-fwd`` rows.
-- ``dynajax-fwd``: ``jax.jit`` of ``dynajax.solve.integrate(solver="rk4_38")``; torchdiffeq's
-  ``rk4`` is the 3/8 rule, so this is the same arithmetic.
+- ``dynajax-fwd``: ``jax.jit`` of ``dynajax.solve.integrate(solver="rk4_38")`` with its
+  default ``backend`` (what users get); torchdiffeq's ``rk4`` is the 3/8 rule, so this is
+  the same arithmetic.
+- ``dynajax-diffrax-fwd``, ``dynajax-diffrax-grad``: the same with ``backend="diffrax"``
+  (``diffrax.diffeqsolve``, ``RecursiveCheckpointAdjoint``), when ``integrate`` has that
+  option: the default fixed-step path may be dynajax's own scan, so diffrax is timed apart.
 - ``jax-scan-rk4``: a hand-written ``lax.scan`` of the same 3/8 step, no diffrax: what the
   solver machinery costs on top of the bare arithmetic.
 - ``torchdiffeq-grad``, ``dynajax-grad``, ``jax-scan-rk4-grad``: forward + backward, the
@@ -32,6 +36,7 @@ raises, so a wrong solve is never timed.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import time
 from typing import Any
@@ -85,9 +90,23 @@ def mlp_field(t, y, p):
 # ---------------------------------------------------------------- JAX implementations
 
 
-def dynajax_final(p, y0, cfg: Config):
-    ts = np.array([0.0, cfg.t1], dtype=np.float32)
-    return integrate(mlp_field, y0, ts, solver="rk4_38", dt0=cfg.dt, args=p)[-1]
+def save_times(cfg: Config) -> jax.Array:
+    """``[0, t1]`` as a concrete JAX array, made outside any trace.
+
+    Closed over by the jitted solves, it stays concrete, so ``integrate`` can see the
+    uniform grid (a numpy array would become a tracer under ``jit`` through ``jnp.asarray``).
+    """
+    return jnp.asarray(np.array([0.0, cfg.t1], dtype=np.float32))
+
+
+def dynajax_final(p, y0, ts, cfg: Config, backend: str | None = None):
+    """``y(t1)`` by :func:`dynajax.solve.integrate`; ``backend=None`` is its default."""
+    kw = {} if backend is None else {"backend": backend}
+    return integrate(mlp_field, y0, ts, solver="rk4_38", dt0=cfg.dt, args=p, **kw)[-1]
+
+
+def _has_backend_option() -> bool:
+    return "backend" in inspect.signature(integrate).parameters
 
 
 def scan_final(p, y0, cfg: Config, remat: bool = False):
@@ -188,17 +207,31 @@ def run_integrate(ctx: Context, cfg: Config = Config()) -> list[Row]:
     params_np, y0_np = make_params(cfg)
     params = jax.tree_util.tree_map(jnp.asarray, params_np)
     y0 = jnp.asarray(y0_np)
+    ts = save_times(cfg)
 
     def row(impl, timing, ref, compile_s=None):
         return Row.from_timing(name, impl, timing, units=units, unit=UNIT, ref=ref, compile_s=compile_s)
 
-    # Compile the five JAX programs; time lowering + XLA compilation separately.
-    dj_fwd, dj_fwd_c = _compile(lambda p, y: dynajax_final(p, y, cfg), params, y0)
+    # Compile the JAX programs; time lowering + XLA compilation separately.
+    dj_fwd, dj_fwd_c = _compile(lambda p, y: dynajax_final(p, y, ts, cfg), params, y0)
+    with_diffrax = _has_backend_option()
+    if with_diffrax:  # integrate's default may take its own scan path: time diffrax too
+        dd_fwd, dd_fwd_c = _compile(lambda p, y: dynajax_final(p, y, ts, cfg, "diffrax"), params, y0)
+        dd_grad, dd_grad_c = _compile(
+            jax.grad(lambda p, y: dynajax_final(p, y, ts, cfg, "diffrax").mean()), params, y0
+        )
     sc_fwd, sc_fwd_c = _compile(lambda p, y: scan_final(p, y, cfg), params, y0)
-    dj_grad, dj_grad_c = _compile(jax.grad(lambda p, y: dynajax_final(p, y, cfg).mean()), params, y0)
+    dj_grad, dj_grad_c = _compile(jax.grad(lambda p, y: dynajax_final(p, y, ts, cfg).mean()), params, y0)
     sc_grad, sc_grad_c = _compile(jax.grad(lambda p, y: scan_final(p, y, cfg).mean()), params, y0)
     rm_grad, rm_grad_c = _compile(
         jax.grad(lambda p, y: scan_final(p, y, cfg, remat=True).mean()), params, y0
+    )
+
+    # Which path integrate's default took under jit: diffrax's while loop, or a plain scan.
+    jaxpr = str(jax.make_jaxpr(lambda p, y: dynajax_final(p, y, ts, cfg))(params, y0))
+    ctx.note(
+        "integrate: dynajax-* rows use integrate's default path, here "
+        + ("diffrax (a while loop)" if "while" in jaxpr else "a lax.scan rollout (no diffrax)")
     )
 
     # Correctness before timing.
@@ -207,6 +240,9 @@ def run_integrate(ctx: Context, cfg: Config = Config()) -> list[Row]:
     _check("dynajax-fwd vs jax-scan-rk4 final states", y_dj, y_sc, ctx)
     _check("dynajax-grad vs jax-scan-rk4-grad weight gradients", g_dj, g_sc, ctx)
     _check("dynajax-grad vs jax-scan-rk4-remat-grad weight gradients", g_dj, g_rm, ctx)
+    if with_diffrax:
+        _check("dynajax-fwd vs dynajax-diffrax-fwd final states", y_dj, dd_fwd(params, y0), ctx)
+        _check("dynajax-grad vs dynajax-diffrax-grad weight gradients", g_dj, dd_grad(params, y0), ctx)
 
     try:
         torch, odeint = _import_torch()
@@ -246,6 +282,10 @@ def run_integrate(ctx: Context, cfg: Config = Config()) -> list[Row]:
         fwd_fns = {ref_fwd: t_fwd, **fwd_fns}
         grad_fns = {ref_grad: t_grad, **grad_fns}
         syncs = {ref_fwd: no_sync, ref_grad: no_sync}
+    if with_diffrax:
+        fwd_fns["dynajax-diffrax-fwd"] = lambda: dd_fwd(params, y0)
+        grad_fns["dynajax-diffrax-grad"] = lambda: dd_grad(params, y0)
+        compile_s.update({"dynajax-diffrax-fwd": dd_fwd_c, "dynajax-diffrax-grad": dd_grad_c})
 
     load0 = os.getloadavg() if hasattr(os, "getloadavg") else None
     # Rows compared with each other are timed round-robin, so load changes hit them alike.
@@ -268,7 +308,7 @@ def run_integrate(ctx: Context, cfg: Config = Config()) -> list[Row]:
                 )
             finally:
                 torch.set_num_threads(default_threads)
-            rows.insert(3, row(ref_fwd + "-1thread", diag[ref_fwd + "-1thread"], ref_fwd))
+            rows.insert(len(fwd_fns), row(ref_fwd + "-1thread", diag[ref_fwd + "-1thread"], ref_fwd))
             rows.append(row(ref_grad + "-1thread", diag[ref_grad + "-1thread"], ref_grad))
             ctx.note(
                 f"integrate: torch default threads = {default_threads}; the *-1thread rows "
@@ -282,13 +322,23 @@ def run_integrate(ctx: Context, cfg: Config = Config()) -> list[Row]:
         )
 
     med = {r.impl: r.median_s for r in rows}
-    ctx.note(
-        "integrate: diffrax cost over a bare lax.scan RK4: "
-        f"fwd {med['dynajax-fwd'] / med['jax-scan-rk4']:.2f}x, "
-        f"grad {med['dynajax-grad'] / med['jax-scan-rk4-grad']:.2f}x, "
-        f"grad vs remat scan {med['dynajax-grad'] / med['jax-scan-rk4-remat-grad']:.2f}x "
-        "(dynajax median / scan median; < 1 means diffrax is faster)"
-    )
+    if with_diffrax:
+        ctx.note(
+            "integrate: diffrax (backend='diffrax') median / bare lax.scan median: "
+            f"fwd {med['dynajax-diffrax-fwd'] / med['jax-scan-rk4']:.2f}x, "
+            f"grad {med['dynajax-diffrax-grad'] / med['jax-scan-rk4-grad']:.2f}x "
+            f"(vs the remat scan {med['dynajax-diffrax-grad'] / med['jax-scan-rk4-remat-grad']:.2f}x); "
+            "integrate's default path (dynajax-*) / bare scan: "
+            f"fwd {med['dynajax-fwd'] / med['jax-scan-rk4']:.2f}x, "
+            f"grad {med['dynajax-grad'] / med['jax-scan-rk4-grad']:.2f}x"
+        )
+    else:
+        ctx.note(
+            "integrate: dynajax (diffrax) median / bare lax.scan median: "
+            f"fwd {med['dynajax-fwd'] / med['jax-scan-rk4']:.2f}x, "
+            f"grad {med['dynajax-grad'] / med['jax-scan-rk4-grad']:.2f}x "
+            f"(vs the remat scan {med['dynajax-grad'] / med['jax-scan-rk4-remat-grad']:.2f}x)"
+        )
     return rows
 
 

@@ -157,15 +157,15 @@ def _check_field(f, t0, y0, args) -> None:
             )
 
 
-def _uniform_grid(solver, ts, t0, dt0, adaptive, adjoint) -> tuple[float, int] | str:
+def _uniform_grid(solver, ts_host, t0, dt0, adaptive, adjoint) -> tuple[float, int] | str:
     """``(interval, substeps)`` when the fixed-step scan path applies, else the reason not."""
     if adaptive or adjoint != "discretize":
         return "it needs fixed steps (dt0, no rtol/atol) and adjoint='discretize'"
     if tableau_of(solver) is None:
         return f"{type(solver).__name__} is not an explicit Runge-Kutta method"
-    if not all(map(_is_concrete, (ts, t0, dt0))):
+    if ts_host is None or not (_is_concrete(t0) and _is_concrete(dt0)):
         return "ts, t0 and dt0 must be concrete (not traced) values"
-    ts_np = np.asarray(ts, dtype=np.float64)
+    ts_np = ts_host.astype(np.float64)
     if ts_np.shape[0] < 2 or float(t0) != ts_np[0]:
         return "it needs at least two save times, the first equal to t0"
     gaps = np.diff(ts_np)
@@ -233,14 +233,17 @@ def integrate(
     if adjoint not in _ADJOINTS:
         raise ValueError(f"unknown adjoint {adjoint!r}; allowed: {', '.join(_ADJOINTS)}")
     _check_y0(y0)
+    # Keep a host copy of concrete save times: under jit, even jnp.asarray(numpy_ts) is
+    # traced, and the checks and the fixed-grid fast path need the values.
+    ts_host = None if isinstance(ts, jax.core.Tracer) else np.asarray(ts)
     ts = jnp.asarray(ts)
-    _check_ts(ts)
+    _check_ts(ts if ts_host is None else ts_host)
     if t0 is None:  # through numpy when concrete: under jit, ts[0] would be a tracer
-        t0 = np.asarray(ts)[0] if _is_concrete(ts) else ts[0]
+        t0 = ts[0] if ts_host is None else ts_host[0].astype(ts.dtype)
     # Read ts through numpy: under jit, indexing even a concrete ts gives a tracer.
-    if _is_concrete(t0) and _is_concrete(ts) and float(t0) > float(np.asarray(ts)[0]):
+    if _is_concrete(t0) and ts_host is not None and float(t0) > float(ts_host[0]):
         raise ValueError(
-            f"t0={float(t0)} must not exceed the first save time {float(np.asarray(ts)[0])}"
+            f"t0={float(t0)} must not exceed the first save time {float(ts_host[0])}"
         )
     _check_field(f, t0, y0, args)
 
@@ -264,8 +267,8 @@ def integrate(
             raise ValueError("give dt0 for fixed steps, or rtol/atol for adaptive steps")
         controller = diffrax.ConstantStepSize()
         if max_steps is None:
-            if _is_concrete(ts) and _is_concrete(t0) and _is_concrete(dt0):
-                span = float(np.asarray(ts)[-1]) - float(t0)
+            if ts_host is not None and _is_concrete(t0) and _is_concrete(dt0):
+                span = float(ts_host[-1]) - float(t0)
                 max_steps = max(1, math.ceil(span / float(dt0) * (1 + 1e-9)) + 1)
             else:
                 max_steps = 16_384
@@ -273,7 +276,7 @@ def integrate(
     if backend not in _BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; allowed: {', '.join(_BACKENDS)}")
     if backend != "diffrax":
-        grid = _uniform_grid(diffrax_solver, ts, t0, dt0, adaptive, adjoint)
+        grid = _uniform_grid(diffrax_solver, ts_host, t0, dt0, adaptive, adjoint)
         if isinstance(grid, str):
             if backend == "scan":
                 raise ValueError(f"backend='scan' cannot run this solve: {grid}")
