@@ -45,7 +45,19 @@ def _fixed_tableau(c, a_lower, b_sol) -> diffrax.ButcherTableau:
     )
 
 
-class RK4(diffrax.AbstractERK):
+class _FourthOrderERK(diffrax.AbstractERK):
+    """Shared parts of the two fixed-step fourth-order tableaux below."""
+
+    interpolation_cls: ClassVar[Callable[..., diffrax.AbstractLocalInterpolation]] = (
+        diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
+    )
+
+    def order(self, terms):
+        del terms
+        return 4
+
+
+class RK4(_FourthOrderERK):
     """Classic fourth-order Runge-Kutta (Kutta 1901), fixed step only."""
 
     tableau: ClassVar[diffrax.ButcherTableau] = _fixed_tableau(
@@ -53,16 +65,9 @@ class RK4(diffrax.AbstractERK):
         a_lower=[[1 / 2], [0, 1 / 2], [0, 0, 1]],
         b_sol=[1 / 6, 1 / 3, 1 / 3, 1 / 6],
     )
-    interpolation_cls: ClassVar[Callable[..., diffrax.AbstractLocalInterpolation]] = (
-        diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
-    )
-
-    def order(self, terms):
-        del terms
-        return 4
 
 
-class RK4_38(diffrax.AbstractERK):
+class RK4_38(_FourthOrderERK):
     """Kutta's 3/8-rule fourth-order Runge-Kutta: torchdiffeq's ``rk4``. Fixed step only."""
 
     tableau: ClassVar[diffrax.ButcherTableau] = _fixed_tableau(
@@ -70,13 +75,6 @@ class RK4_38(diffrax.AbstractERK):
         a_lower=[[1 / 3], [-1 / 3, 1], [1, -1, 1]],
         b_sol=[1 / 8, 3 / 8, 3 / 8, 1 / 8],
     )
-    interpolation_cls: ClassVar[Callable[..., diffrax.AbstractLocalInterpolation]] = (
-        diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
-    )
-
-    def order(self, terms):
-        del terms
-        return 4
 
 
 # name -> (constructor, order, has an embedded error estimate)
