@@ -340,9 +340,6 @@ def write_json(path: str | os.PathLike, rows: Sequence[Row], notes: Sequence[str
         "notes": list(notes),
         "environment": environment(),
     }
-    d = os.path.dirname(os.fspath(path))
-    if d:
-        os.makedirs(d, exist_ok=True)
-    with open(path, "w") as fh:
-        json.dump(payload, fh, indent=2)
-        fh.write("\n")
+    from dynajax._io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
