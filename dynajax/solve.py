@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import diffrax
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
