@@ -8,3 +8,17 @@ import pytest
 def rng():
     """A fresh new-style PRNG key; tests split or fold it as they need."""
     return jax.random.key(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_dataset_cache(tmp_path_factory):
+    """Generated datasets go to a per-session temporary cache, never the user's."""
+    import os
+
+    old = os.environ.get("DYNAJAX_CACHE")
+    os.environ["DYNAJAX_CACHE"] = str(tmp_path_factory.mktemp("dynajax_cache"))
+    yield
+    if old is None:
+        os.environ.pop("DYNAJAX_CACHE", None)
+    else:
+        os.environ["DYNAJAX_CACHE"] = old

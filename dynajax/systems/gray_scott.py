@@ -46,6 +46,7 @@ from jaxtyping import Array, Float
 
 from dynajax import data
 from dynajax.solve import integrate
+from dynajax.systems import generation as _gen
 from dynajax.systems import stencils
 from dynajax.systems.base import PhysicalFamily, System, register
 
@@ -76,7 +77,7 @@ ENVIRONMENTS: tuple[dict[str, float], ...] = (
     {"F": 0.039, "k": 0.058},
 )
 DEFAULT_N_PER_ENV: dict[str, int] = {"train": 1, "val": 8, "test": 32}
-SPLIT_INDEX: dict[str, int] = {name: i for i, name in enumerate(data.SPLITS)}
+SPLIT_INDEX = _gen.SPLIT_INDEX
 _SOLVERS = ("dopri5", "tsit5", "dopri8")
 _VERSION = 1
 
@@ -213,8 +214,9 @@ def generate(
         envs: environments, each a mapping of parameter overrides (default
             :data:`ENVIRONMENTS`, i.e. ``F`` and ``k``).
         params: overrides shared by every environment (e.g. ``Du``).
-        seed: base seed; the split's key is ``fold_in(key(seed), SPLIT_INDEX[split])``,
-            trajectory ``i`` (of every environment) starts from ``fold_in(that, i)``.
+        seed: base seed; trajectory ``i`` (of every environment) starts from
+            ``sample_initial(fold_in(fold_in(split_key(seed, split), 0), i), 1)``
+            (:func:`dynajax.systems.generation.split_key`).
         size, n_blocks, block_size: the initial condition (:func:`sample_initial`).
         horizon: time of the last frame (360: frames ``0, 40, ..., 360``).
         dt: frame spacing (40).
@@ -233,8 +235,7 @@ def generate(
         ValueError: unknown split, parameter or solver; sizes ``< 1``; non-positive or
             incommensurate ``horizon`` / ``dt``; non-positive tolerances; a grid too small.
     """
-    if split not in SPLIT_INDEX:
-        raise ValueError(f"unknown split {split!r}; allowed: {', '.join(data.SPLITS)}")
+    _gen.split_key(seed, split)  # validates split and seed
     envs = ENVIRONMENTS if envs is None else tuple(envs)
     if len(envs) < 1:
         raise ValueError("envs must hold at least one environment")
@@ -275,10 +276,10 @@ def generate(
 
     def make() -> data.TrajectoryDataset:
         with jax.enable_x64(True):
-            key = jax.random.fold_in(jax.random.key(seed), SPLIT_INDEX[split])
+            k_ic = jax.random.fold_in(_gen.split_key(seed, split), 0)
             y0 = jax.vmap(
                 lambda i: sample_initial(
-                    jax.random.fold_in(key, i), 1, size=size, n_blocks=n_blocks, block_size=side
+                    jax.random.fold_in(k_ic, i), 1, size=size, n_blocks=n_blocks, block_size=side
                 )[0]
             )(jnp.arange(n_per_env))
             y0 = jnp.tile(y0, (n_env, 1, 1, 1))  # env-major: same initial states per env

@@ -25,8 +25,9 @@ Data protocols (``generate(protocol=...)``):
 Sizes: the thesis generates 1920 sequences, "1600 for training/validation and 320 for
 test". The defaults split the 1600 as 1280 train / 320 val, with 320 test
 (:data:`DEFAULT_N_TRAJ`); every size is an argument. Random draws come from JAX keys
-(``fold_in(key(seed), SPLIT_INDEX[split])``, then one key per trajectory index, so a smaller
-dataset is a prefix of a larger one); they are not the code's ``numpy`` seeds.
+(:func:`dynajax.systems.generation.split_key`; stream 0 draws the initial fields, stream 2
+the varying parameters, then ``fold_in`` of the trajectory index, so a smaller dataset is a
+prefix of a larger one); they are not the code's ``numpy`` seeds.
 
 Varying parameters (thesis Table 3.7, ``vary_params=True``): each sequence draws
 ``a ~ U[1e-3, 2e-3]`` and ``b ~ U[3e-3, 7e-3]`` (``k`` stays fixed); ``params`` holds them
@@ -57,6 +58,7 @@ from jaxtyping import Array, Float
 
 from dynajax import data
 from dynajax.solve import integrate
+from dynajax.systems import generation as _gen
 from dynajax.systems import stencils
 from dynajax.systems.base import PhysicalFamily, System, register
 
@@ -86,7 +88,7 @@ DOMAIN_LENGTH = 2.0  # [-1, 1]^2
 PARAMS: dict[str, float] = {"a": 1e-3, "b": 5e-3, "k": 5e-3}
 VARYING_RANGES: dict[str, tuple[float, float]] = {"a": (1e-3, 2e-3), "b": (3e-3, 7e-3)}
 DEFAULT_N_TRAJ: dict[str, int] = {"train": 1280, "val": 320, "test": 320}
-SPLIT_INDEX: dict[str, int] = {name: i for i, name in enumerate(data.SPLITS)}
+SPLIT_INDEX = _gen.SPLIT_INDEX
 PROTOCOLS = ("thesis", "code")
 _PROTOCOL_DEFAULTS = {
     "thesis": {"horizon": 2.5, "dt": 0.1, "warmup": 0.5, "dt_sim": 1e-3},
@@ -187,11 +189,6 @@ def _check_positive(name, value):
         raise ValueError(f"{name} must be positive, got {value!r}")
 
 
-def _check_split(split):
-    if split not in SPLIT_INDEX:
-        raise ValueError(f"unknown split {split!r}; allowed: {', '.join(data.SPLITS)}")
-
-
 def _steps(name, span, step) -> int:
     """``span / step`` as a whole number, or ``ValueError``."""
     ratio = span / step
@@ -233,7 +230,8 @@ def generate(
     Args:
         split: ``"train"``, ``"val"`` or ``"test"``.
         n_traj: number of sequences (default :data:`DEFAULT_N_TRAJ`).
-        seed: base seed; the split's key is ``fold_in(key(seed), SPLIT_INDEX[split])``.
+        seed: base seed (:func:`dynajax.systems.generation.split_key`; stream 0: initial
+            fields, 2: varying parameters, then ``fold_in`` of the trajectory index).
         protocol: ``"thesis"`` or ``"code"`` (module docstring).
         params: overrides of :data:`PARAMS` (``a``, ``b``, ``k``).
         vary_params: draw ``a``, ``b`` per sequence from :data:`VARYING_RANGES`.
@@ -259,7 +257,7 @@ def generate(
             non-positive or incommensurate ``horizon``, ``dt``, ``dt_sim``; a negative
             ``warmup``; too few warm-up frames for ``n_reserved``; a grid too small.
     """
-    _check_split(split)
+    _gen.split_key(seed, split)  # validates split and seed
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
     _check_dtype(dtype)
@@ -309,19 +307,17 @@ def generate(
 
     def make() -> data.TrajectoryDataset:
         with jax.enable_x64(True):
-            key = jax.random.fold_in(jax.random.key(seed), SPLIT_INDEX[split])
-            k_ic, k_par = jax.random.split(key)
+            key = _gen.split_key(seed, split)
+            k_ic, k_par = jax.random.fold_in(key, 0), jax.random.fold_in(key, 2)
             idx = jnp.arange(n_traj)
             y0 = jax.vmap(lambda i: sample_initial(jax.random.fold_in(k_ic, i), 1, size=size)[0])(idx)
             per_traj = {k: jnp.full((n_traj,), v, jnp.float64) for k, v in system_params.items()}
-            if vary_params:
-                for j, (name, (lo, hi)) in enumerate(VARYING_RANGES.items()):
-                    kk = jax.random.fold_in(k_par, j)
-                    per_traj[name] = jax.vmap(
-                        lambda i, kk=kk, lo=lo, hi=hi: jax.random.uniform(
-                            jax.random.fold_in(kk, i), (), jnp.float64, lo, hi
-                        )
-                    )(idx)
+            if vary_params:  # trajectory i: fold_in(k_par, i), one uniform per parameter
+                lo, hi = (jnp.asarray([r[j] for r in VARYING_RANGES.values()]) for j in (0, 1))
+                drawn = jax.vmap(lambda i: jax.random.uniform(
+                    jax.random.fold_in(k_par, i), (len(VARYING_RANGES),), jnp.float64, lo, hi))(idx)
+                for j, name in enumerate(VARYING_RANGES):
+                    per_traj[name] = drawn[:, j]
             # simulation save times: from the random field (t = -warmup) to the horizon
             ts = dt * np.arange(-n_warm, n_frames, dtype=np.float64)
             keep = n_warm - n_reserved

@@ -65,6 +65,7 @@ from jaxtyping import Array, Float
 
 from dynajax import data
 from dynajax.solve import integrate
+from dynajax.systems import generation as _gen
 from dynajax.systems import stencils
 from dynajax.systems.base import PhysicalFamily, System, register
 from dynajax.systems.reaction_diffusion import split_reserved
@@ -96,7 +97,7 @@ PARAMS: dict[str, float] = {"c": 330.0, "k": 50.0}
 C_RANGE = (300.0, 400.0)
 SIGMA_RANGE = (10.0, 100.0)
 DEFAULT_N_TRAJ: dict[str, int] = {"train": 200, "val": 50, "test": 50}
-SPLIT_INDEX: dict[str, int] = {name: i for i, name in enumerate(data.SPLITS)}
+SPLIT_INDEX = _gen.SPLIT_INDEX
 PROTOCOLS = ("thesis", "code")
 _SOLVERS = ("rk4_38", "rk4")
 _C_SCALE = 100.0  # code: c = 100 * theta_c
@@ -257,7 +258,8 @@ def generate(
     Args:
         split: ``"train"``, ``"val"`` or ``"test"``.
         n_traj: sequences (thesis) or windows (code); default :data:`DEFAULT_N_TRAJ`.
-        seed: base seed; the split's key is ``fold_in(key(seed), SPLIT_INDEX[split])``.
+        seed: base seed (:func:`dynajax.systems.generation.split_key`; stream 0: initial
+            conditions, 2: celerities, then ``fold_in`` of the trajectory index).
         protocol: ``"thesis"`` or ``"code"`` (module docstring).
         params: overrides of :data:`PARAMS` (``c``, ``k``).
         vary_c: draw ``c ~ U[300, 400]`` per sequence (thesis protocol only).
@@ -285,8 +287,7 @@ def generate(
             ``< 1``; non-positive ``dt``; ``n_reserved > start``; ``vary_c`` with the code
             protocol; a grid too small for the stencils.
     """
-    if split not in SPLIT_INDEX:
-        raise ValueError(f"unknown split {split!r}; allowed: {', '.join(data.SPLITS)}")
+    _gen.split_key(seed, split)  # validates split and seed
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
     code = protocol == "code"
@@ -337,8 +338,8 @@ def generate(
 
     def make_thesis() -> data.TrajectoryDataset:
         with jax.enable_x64(True):
-            key = jax.random.fold_in(jax.random.key(seed), SPLIT_INDEX[split])
-            k_ic, k_c = jax.random.split(key)
+            key = _gen.split_key(seed, split)
+            k_ic, k_c = jax.random.fold_in(key, 0), jax.random.fold_in(key, 2)
             idx = jnp.arange(n_traj)
             y0 = jax.vmap(
                 lambda i: sample_initial(
@@ -370,9 +371,9 @@ def generate(
 
     def make_code() -> data.TrajectoryDataset:
         with jax.enable_x64(True):
-            key = jax.random.fold_in(jax.random.key(seed), SPLIT_INDEX[split])
             y0 = sample_initial(
-                key, 1, size=size, random_centre=random_centre, sigma_exponent=sigma_exponent
+                jax.random.fold_in(_gen.split_key(seed, split), 0), 1, size=size,
+                random_centre=random_centre, sigma_exponent=sigma_exponent,
             )[0]
             p = {k: jnp.asarray(v, jnp.float64) for k, v in system_params.items()}
             ts = dt * np.arange(n_traj + n_steps, dtype=np.float64)

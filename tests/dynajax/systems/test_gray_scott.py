@@ -103,7 +103,8 @@ def test_defaults_environments_and_keys(train):
     np.testing.assert_array_equal(ds.params["Du"], 0.2097)
     # every environment starts from trajectory 0's state, drawn from the documented key
     with jax.enable_x64(True):
-        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(0), gs.SPLIT_INDEX["train"]), 0)
+        split_key = jax.random.fold_in(jax.random.key(0), gs.SPLIT_INDEX["train"])
+        key = jax.random.fold_in(jax.random.fold_in(split_key, 0), 0)  # stream 0, trajectory 0
         x0 = np.asarray(gs.sample_initial(key, 1)[0], np.float32)
     for e in range(3):
         np.testing.assert_array_equal(ds.states[e, 0], x0)
