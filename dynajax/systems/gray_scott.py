@@ -51,21 +51,21 @@ from dynajax.systems import stencils
 from dynajax.systems.base import PhysicalFamily, System, register
 
 __all__ = [
+    "DEFAULT_N_PER_ENV",
+    "DX",
+    "ENVIRONMENTS",
+    "FAMILIES",
     "NAME",
     "PARAMS",
-    "ENVIRONMENTS",
-    "DEFAULT_N_PER_ENV",
     "SPLIT_INDEX",
-    "DX",
-    "FAMILIES",
     "SYSTEM",
+    "complete_field",
+    "diffusion_field",
+    "field",
+    "generate",
     "laplacian",
     "reaction",
-    "field",
-    "diffusion_field",
-    "complete_field",
     "sample_initial",
-    "generate",
 ]
 
 NAME = "gray_scott"

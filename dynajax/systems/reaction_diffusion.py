@@ -63,24 +63,24 @@ from dynajax.systems import stencils
 from dynajax.systems.base import PhysicalFamily, System, register
 
 __all__ = [
+    "DEFAULT_N_TRAJ",
+    "FAMILIES",
     "NAME",
     "PARAMS",
-    "VARYING_RANGES",
-    "DEFAULT_N_TRAJ",
-    "SPLIT_INDEX",
     "PROTOCOLS",
-    "FAMILIES",
+    "SPLIT_INDEX",
     "SYSTEM",
+    "VARYING_RANGES",
+    "complete_field",
+    "diffusion_field",
+    "field",
+    "from_unconstrained",
+    "generate",
     "laplacian",
     "reaction",
-    "field",
-    "diffusion_field",
-    "complete_field",
     "sample_initial",
-    "generate",
     "split_reserved",
     "to_unconstrained",
-    "from_unconstrained",
 ]
 
 NAME = "reaction_diffusion"

@@ -56,16 +56,16 @@ from jax import lax
 from jaxtyping import Array, ArrayLike, Float
 
 __all__ = [
-    "STENCILS",
     "BOUNDARIES",
+    "STENCILS",
+    "check_grid",
     "laplacian",
+    "laplacian_4th",
     "laplacian_5pt",
     "laplacian_9pt",
-    "laplacian_4th",
-    "stencil_radius",
     "stencil_order",
+    "stencil_radius",
     "symbol",
-    "check_grid",
 ]
 
 # 1-D second-difference weights (offset -> weight) of the separable stencils.

@@ -34,7 +34,7 @@ def code_field(uv, size, p):
     u, v = uv.reshape(2, size, size)
 
     def lap(a):
-        r = lambda s: np.roll(a, s, (0, 1))  # noqa: E731
+        r = lambda s: np.roll(a, s, (0, 1))
         return -3 * a + 0.5 * (r((1, 0)) + r((-1, 0)) + r((0, 1)) + r((0, -1))) + 0.25 * (
             r((1, 1)) + r((1, -1)) + r((-1, 1)) + r((-1, -1)))
 
@@ -70,7 +70,7 @@ def test_generator_matches_scipy_dop853(train):
     for i in (0, 1):
         p = {k: train.params[k][i] for k in gs.PARAMS}
         y0 = train.states[i, 0].astype(np.float64).ravel()
-        ref = solve_ivp(lambda t, y: code_field(y, 32, p), (0, 360), y0, method="DOP853",
+        ref = solve_ivp(lambda t, y, p=p: code_field(y, 32, p), (0, 360), y0, method="DOP853",
                         t_eval=train.times, rtol=1e-11, atol=1e-12).y.T.reshape(train.states[i].shape)
         err = np.abs(train.states[i] - ref).max()
         assert err < 1e-6, err  # float32 storage; the float64 solve agrees to ~1e-7

@@ -9,8 +9,7 @@ import pytest
 from scipy import fft as sfft
 
 from dynajax.solve import integrate
-from dynajax.systems import stencils
-from dynajax.systems import wave
+from dynajax.systems import stencils, wave
 
 
 def rk4_gain_sq(theta):
@@ -65,7 +64,7 @@ def test_undamped_energy_drift_is_the_rk4_amplification_and_scales_as_dt5(stenci
 def test_damped_energy_decreases_monotonically(boundary):
     with jax.enable_x64(True):
         y0 = wave.sample_initial(jax.random.key(2), 1, size=16, sigma_range=(3.0, 3.0))[0]
-        f = lambda t, y, p: wave._wave_field(  # noqa: E731
+        f = lambda t, y, p: wave._wave_field(
             y, 100.0, 5.0, lambda w: stencils.laplacian(w, 1.0, stencil="4th", boundary=boundary))
         ys = integrate(f, y0, np.linspace(0.0, 0.2, 41), solver="rk4_38", dt0=1e-3)
         e = np.asarray(wave.energy(ys, 100.0, boundary=boundary))
