@@ -26,6 +26,7 @@ __all__ = [
     "check_noise",
     "check_range",
     "check_split",
+    "env_noise",
     "simulate",
     "split_key",
     "time_grid",
@@ -170,3 +171,19 @@ def simulate(
             ys = solve(jnp.asarray(y0[idx]), {k: jnp.asarray(v[idx]) for k, v in full.items()}, ts)
             outs.append(np.asarray(ys)[:m])
         return np.concatenate(outs).astype(np.float64)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def env_noise(key: Array, n_env: int, n_per_env: int, row_shape: tuple[int, ...]) -> Array:
+    """Standard normal noise ``[n_env * n_per_env, *row_shape]`` (float64), environment-major.
+
+    Trajectory ``i`` of environment ``e`` draws from ``fold_in(fold_in(key, e), i)``, so its
+    noise does not depend on how many environments or trajectories are generated.
+    """
+
+    def draw(e, i):
+        return jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, e), i), row_shape,
+                                 jnp.float64)
+
+    e, i = jnp.divmod(jnp.arange(n_env * n_per_env), n_per_env)
+    return jax.vmap(draw)(e, i)

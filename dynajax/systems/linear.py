@@ -199,17 +199,6 @@ def resolve_envs(envs: Sequence[int | Mapping[str, Any]] | None = None) -> list[
     return out
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _env_noise(key, n_env, n_per_env, row_shape):
-    # trajectory i of environment e: fold_in(fold_in(key, e), i), independent of the counts
-    def draw(e, i):
-        return jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, e), i), row_shape,
-                                 jnp.float64)
-
-    e, i = jnp.divmod(jnp.arange(n_env * n_per_env), n_per_env)
-    return jax.vmap(draw)(e, i)
-
-
 def _simulate(key_ic, key_noise, envs, n_per_env, times, noise_std, q_seed, solver, rtol, atol):
     """ICs (shared across environments), solves and noise; module-level for monkeypatching."""
     with jax.enable_x64(True):
@@ -223,7 +212,7 @@ def _simulate(key_ic, key_noise, envs, n_per_env, times, noise_std, q_seed, solv
                                rtol=rtol, atol=atol)
         if noise_std > 0:
             states = states + noise_std * np.asarray(
-                _env_noise(key_noise, len(envs), n_per_env, tuple(states.shape[1:])), np.float64)
+                _gen.env_noise(key_noise, len(envs), n_per_env, tuple(states.shape[1:])), np.float64)
         return states, per_traj
 
 
