@@ -112,6 +112,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from dynajax import data
+from dynajax.systems import generation as _gen
 from dynajax.systems.base import PhysicalFamily, System, register
 
 __all__ = [
@@ -152,7 +153,7 @@ ENVIRONMENTS_CODE: tuple[dict[str, Any], ...] = tuple(
     {"nu": 1e-3, "kappa": 0.0, "forcing": i} for i in (0, 1, 2, 4)
 )
 DEFAULT_N_PER_ENV: dict[str, int] = {"train": 8, "val": 8, "test": 32}
-SPLIT_INDEX: dict[str, int] = {name: i for i, name in enumerate(data.SPLITS)}
+SPLIT_INDEX = _gen.SPLIT_INDEX
 SCHEMES: tuple[str, ...] = ("euler_cn", "heun_cn", "rk4_cn")
 SCALAR_INITS: tuple[str, ...] = ("grf", "blob")
 GRF_ALPHA, GRF_TAU = 2.5, 7.0  # vorticity (LEADS / FNO)
@@ -692,8 +693,7 @@ def generate(
             ``n``; non-positive ``dt``/``frame_dt``, negative ``warmup`` or times that are not
             whole numbers of steps; sizes ``< 1``.
     """
-    if split not in SPLIT_INDEX:
-        raise ValueError(f"unknown split {split!r}; allowed: {', '.join(data.SPLITS)}")
+    _gen.check_split(split)
     envs = ENVIRONMENTS if envs is None else tuple(envs)
     if len(envs) < 1:
         raise ValueError("envs must hold at least one environment")
@@ -729,7 +729,7 @@ def generate(
 
     def make() -> data.TrajectoryDataset:
         with jax.enable_x64(True):
-            key = jax.random.fold_in(jax.random.key(seed), SPLIT_INDEX[split])
+            key = _gen.split_key(seed, split)
             y0 = np.asarray(
                 sample_initial(key, n_per_env, size=n, with_scalar=with_scalar, scalar_init=scalar_init)
             )  # [n_per_env, C, n, n]
