@@ -1,0 +1,1 @@
+"""Optimal transport: OT costs and plans (ott-jax), sliced distances, diagnostics, flows."""
