@@ -1,1 +1,88 @@
-"""Optimal transport: OT costs and plans (ott-jax), sliced distances, diagnostics, flows."""
+"""Optimal transport: OT costs and plans (ott-jax), sliced distances, diagnostics, flows.
+
+Conventions: ``*_w2`` and ``sliced_wasserstein`` return squared / un-rooted costs (as
+ott-jax); the ``*_distance`` variants of the sliced family return the p-th root (as POT).
+"""
+
+from dynajax.transport.diagnostics import (
+    OptimalityGap,
+    inverse_error,
+    kinetic_energy,
+    monge_map_distance,
+    optimality_gap,
+    path_straightness,
+    transport_cost,
+)
+from dynajax.transport.one_d import (
+    circle_coordinates,
+    wasserstein1_circle,
+    wasserstein2_unif_circle,
+    wasserstein_1d,
+    wasserstein_circle,
+)
+from dynajax.transport.ot import (
+    AffineMap,
+    SinkhornResult,
+    barycentric_projection,
+    energy_distance,
+    exact_ot_plan,
+    exact_w2,
+    gaussian_monge_map,
+    gaussian_w2,
+    mmd2,
+    pairwise_sqdist,
+    sinkhorn,
+    sinkhorn_divergence,
+)
+from dynajax.transport.sliced import (
+    max_sliced_wasserstein,
+    max_sliced_wasserstein_distance,
+    random_directions,
+    random_stiefel,
+    sliced_gromov_wasserstein,
+    sliced_wasserstein,
+    sliced_wasserstein_distance,
+    spherical_sliced_wasserstein,
+    spherical_sliced_wasserstein_distance,
+    spherical_sliced_wasserstein_unif,
+)
+
+__all__ = [
+    # ot
+    "AffineMap",
+    "SinkhornResult",
+    "barycentric_projection",
+    "energy_distance",
+    "exact_ot_plan",
+    "exact_w2",
+    "gaussian_monge_map",
+    "gaussian_w2",
+    "mmd2",
+    "pairwise_sqdist",
+    "sinkhorn",
+    "sinkhorn_divergence",
+    # sliced and 1-D
+    "circle_coordinates",
+    "max_sliced_wasserstein",
+    "max_sliced_wasserstein_distance",
+    "random_directions",
+    "random_stiefel",
+    "sliced_gromov_wasserstein",
+    "sliced_wasserstein",
+    "sliced_wasserstein_distance",
+    "spherical_sliced_wasserstein",
+    "spherical_sliced_wasserstein_distance",
+    "spherical_sliced_wasserstein_unif",
+    "wasserstein1_circle",
+    "wasserstein2_unif_circle",
+    "wasserstein_1d",
+    "wasserstein_circle",
+    # diagnostics
+    "OptimalityGap",
+    "inverse_error",
+    "kinetic_energy",
+    "monge_map_distance",
+    "optimality_gap",
+    "path_straightness",
+    "transport_cost",
+]
