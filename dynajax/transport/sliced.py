@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dynajax.transport.one_d import (
     circle_coordinates,
@@ -79,33 +80,40 @@ def _concrete(x) -> bool:
 
 
 def _check_cloud(x, w, name: str, sphere: bool = False):
+    # Value checks read concrete inputs through numpy: under jit, jnp ops even on a
+    # closed-over concrete array give tracers. Traced inputs get the shape checks only.
+    if _concrete(x) and _concrete(w):
+        _check_values(np.asarray(x), None if w is None else np.asarray(w), name, sphere)
     x = jnp.asarray(x)
     if x.ndim != 2:
         raise ValueError(f"{name}: expected points of shape [n, d], got {x.shape}")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{name}: empty measure, shape {x.shape}")
-    if _concrete(x) and not bool(jnp.all(jnp.isfinite(x))):
-        raise ValueError(f"{name}: points contain NaN or inf")
-    if sphere and _concrete(x):
-        dev = jnp.max(jnp.abs(jnp.sum(x.astype(jnp.float32) ** 2, axis=-1) - 1.0))
-        if float(dev) > SPHERE_TOL:
-            raise ValueError(
-                f"{name}: points are not on the unit sphere (max | |x|^2 - 1 | = {float(dev):.3g} > {SPHERE_TOL})"
-            )
     if w is not None:
         w = jnp.asarray(w)
         if w.shape != (x.shape[0],):
             raise ValueError(
                 f"{name}: weights of shape {w.shape} for {x.shape[0]} points"
             )
-        if _concrete(w):
-            if not bool(jnp.all(jnp.isfinite(w))):
-                raise ValueError(f"{name}: weights contain NaN or inf")
-            if bool(jnp.any(w < 0)):
-                raise ValueError(f"{name}: negative weights")
-            if not float(jnp.sum(w)) > 0:
-                raise ValueError(f"{name}: weights sum to zero")
     return x, w
+
+
+def _check_values(x: np.ndarray, w: np.ndarray | None, name: str, sphere: bool) -> None:
+    if x.size and not np.all(np.isfinite(x)):
+        raise ValueError(f"{name}: points contain NaN or inf")
+    if sphere and x.ndim == 2 and x.size:
+        dev = np.max(np.abs(np.sum(x.astype(np.float64) ** 2, axis=-1) - 1.0))
+        if dev > SPHERE_TOL:
+            raise ValueError(
+                f"{name}: points are not on the unit sphere (max | |x|^2 - 1 | = {dev:.3g} > {SPHERE_TOL})"
+            )
+    if w is not None and w.ndim == 1:
+        if not np.all(np.isfinite(w)):
+            raise ValueError(f"{name}: weights contain NaN or inf")
+        if np.any(w < 0):
+            raise ValueError(f"{name}: negative weights")
+        if not np.sum(w) > 0:
+            raise ValueError(f"{name}: weights sum to zero")
 
 
 def _check_pair(x, y, a, b, sphere=False, same_dim=True):

@@ -289,3 +289,18 @@ def test_root_by_name():
         ssw(x, y, p=1.0, projections=U),
         rtol=1e-6,
     )
+
+
+def test_jit_with_a_closed_over_concrete_cloud():
+    """Validation must not break when a concrete cloud is closed over inside jit."""
+    import jax
+    import jax.numpy as jnp
+
+    from dynajax.transport import sliced as S
+
+    key = jax.random.key(3)
+    y = jax.random.normal(key, (16, 3))
+    y = y / jnp.linalg.norm(y, axis=-1, keepdims=True)
+    f = jax.jit(lambda x: S.spherical_sliced_wasserstein(x, y, key=key, n_proj=8))
+    g = jax.jit(lambda x: S.sliced_wasserstein(x, y, key=key, n_proj=8))
+    assert float(f(y)) < 1e-6 and float(g(y)) < 1e-6
