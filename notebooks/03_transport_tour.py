@@ -64,9 +64,10 @@ uniform = sphere(jax.random.normal(key_y, (200, 3)))
 print("SSW_2^2(north, uniform) =", float(T.spherical_sliced_wasserstein(north, uniform, key=key, n_proj=200)))
 print("closed form against the uniform measure:", float(T.spherical_sliced_wasserstein_unif(north, key=key, n_proj=200)))
 ssw = jax.jit(lambda z: T.spherical_sliced_wasserstein(z, uniform, key=key, n_proj=200))
+grad_ssw = jax.jit(jax.grad(ssw))
 moved = north
 for _ in range(20):
-    moved = sphere(moved - 1000.0 * jax.grad(ssw)(moved))
+    moved = sphere(moved - 1000.0 * grad_ssw(moved))
 print("after 20 projected gradient steps:", float(ssw(moved)))
 
 # %%

@@ -253,7 +253,12 @@ def _check_flow_args(grad_V, V, W, step, n_steps, key, temperature):
 
 
 def _check_drift_shape(drift, x0):
-    out = jax.eval_shape(drift, jax.ShapeDtypeStruct(x0.shape, x0.dtype))
+    try:
+        out = jax.eval_shape(drift, jax.ShapeDtypeStruct(x0.shape, x0.dtype))
+    except TypeError as e:  # a per-particle field of the wrong size fails to broadcast
+        raise ValueError(
+            f"the gradient field does not map particles of dimension {x0.shape[1]} to vectors of the same shape: {e}"
+        ) from None
     if out.shape != x0.shape:
         raise ValueError(
             f"the gradient field returns shape {out.shape[1:]} per particle for particles of dimension {x0.shape[1]}"
