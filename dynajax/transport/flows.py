@@ -31,8 +31,8 @@ drives the (optional) tqdm progress bar and the snapshots. Randomness is derived
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -75,8 +75,8 @@ class Functional:
       temperature: weight ``T`` of the entropy ``T int mu log mu`` (0 for none).
     """
 
-    V: Optional[Callable] = None
-    W: Optional[Callable] = None
+    V: Callable | None = None
+    W: Callable | None = None
     temperature: float = 0.0
 
     def __call__(self, x):
@@ -93,7 +93,7 @@ class Functional:
             val = val + 0.5 * jnp.mean(w)
         return val
 
-    def __add__(self, other: "Functional") -> "Functional":
+    def __add__(self, other: Functional) -> Functional:
         if not isinstance(other, Functional):
             return NotImplemented
         return Functional(
@@ -104,7 +104,7 @@ class Functional:
 
     def flow_kwargs(self) -> dict:
         """Keyword arguments for :func:`particle_flow`: ``dict(V=..., W=..., temperature=...)``."""
-        return dict(V=self.V, W=self.W, temperature=self.temperature)
+        return {"V": self.V, "W": self.W, "temperature": self.temperature}
 
 
 def _add_fns(f, g):
@@ -145,7 +145,9 @@ def kl_to_target(log_density: Callable) -> Functional:
 def _check_particles(x0, name="x0", sphere=False):
     x0 = jnp.asarray(x0)
     if x0.ndim != 2 or x0.shape[0] == 0 or x0.shape[1] == 0:
-        raise ValueError(f"{name}: expected a non-empty particle array [n, d], got shape {x0.shape}")
+        raise ValueError(
+            f"{name}: expected a non-empty particle array [n, d], got shape {x0.shape}"
+        )
     if not jnp.issubdtype(x0.dtype, jnp.floating):
         x0 = x0.astype(jnp.float32)
     if not bool(jnp.all(jnp.isfinite(x0))):
@@ -153,7 +155,9 @@ def _check_particles(x0, name="x0", sphere=False):
     if sphere:
         if x0.shape[1] < 2:
             raise ValueError(f"{name}: the sphere needs d >= 2, got d={x0.shape[1]}")
-        dev = float(jnp.max(jnp.abs(jnp.sum(x0.astype(jnp.float32) ** 2, axis=-1) - 1.0)))
+        dev = float(
+            jnp.max(jnp.abs(jnp.sum(x0.astype(jnp.float32) ** 2, axis=-1) - 1.0))
+        )
         if dev > SPHERE_TOL:
             raise ValueError(
                 f"{name}: points are not on the unit sphere (max | |x|^2 - 1 | = {dev:.3g} > {SPHERE_TOL})"
@@ -246,10 +250,12 @@ def _check_flow_args(grad_V, V, W, step, n_steps, key, temperature):
     if temperature > 0 and key is None:
         raise ValueError("temperature > 0 (Langevin noise) needs a PRNG key=")
     if grad_V is None and V is None and W is None and temperature == 0:
-        raise ValueError("nothing drives the flow: pass grad_V, V, W or temperature > 0")
+        raise ValueError(
+            "nothing drives the flow: pass grad_V, V, W or temperature > 0"
+        )
     for name, f in (("grad_V", grad_V), ("V", V), ("W", W)):
         if f is not None and not callable(f):
-            raise ValueError(f"{name} must be callable, got {type(f).__name__}")
+            raise TypeError(f"{name} must be callable, got {type(f).__name__}")
 
 
 def _check_drift_shape(drift, x0):
@@ -267,15 +273,15 @@ def _check_drift_shape(drift, x0):
 
 def particle_flow(
     x0,
-    grad_V: Optional[Callable] = None,
-    V: Optional[Callable] = None,
-    W: Optional[Callable] = None,
+    grad_V: Callable | None = None,
+    V: Callable | None = None,
+    W: Callable | None = None,
     *,
     step: float,
     n_steps: int,
     key=None,
     temperature: float = 0.0,
-    snapshot_every: Optional[int] = None,
+    snapshot_every: int | None = None,
     progress: bool = False,
 ):
     """Wasserstein gradient flow of particles by explicit Euler (ULA when ``temperature > 0``).
@@ -313,7 +319,9 @@ def particle_flow(
     def step_fn(x, k):
         x_new = x - step * drift(x)
         if temperature > 0:
-            x_new = x_new + sigma * jax.random.normal(jax.random.fold_in(key, k), x.shape, x.dtype)
+            x_new = x_new + sigma * jax.random.normal(
+                jax.random.fold_in(key, k), x.shape, x.dtype
+            )
         return x_new
 
     return _run_flow(x0, step_fn, n_steps, snapshot_every, progress, "particle flow")
@@ -330,15 +338,15 @@ def _tangent(x, g):
 
 def particle_flow_sphere(
     x0,
-    grad_V: Optional[Callable] = None,
-    V: Optional[Callable] = None,
-    W: Optional[Callable] = None,
+    grad_V: Callable | None = None,
+    V: Callable | None = None,
+    W: Callable | None = None,
     *,
     step: float,
     n_steps: int,
     key=None,
     temperature: float = 0.0,
-    snapshot_every: Optional[int] = None,
+    snapshot_every: int | None = None,
     progress: bool = False,
 ):
     """Riemannian particle gradient flow on ``S^{d-1}`` (Langevin when ``temperature > 0``).
@@ -370,7 +378,9 @@ def particle_flow_sphere(
     def step_fn(x, k):
         v = -step * drift(x)
         if temperature > 0:
-            v = v + sigma * jax.random.normal(jax.random.fold_in(key, k), x.shape, x.dtype)
+            v = v + sigma * jax.random.normal(
+                jax.random.fold_in(key, k), x.shape, x.dtype
+            )
         return _normalize(x + _tangent(x, v))
 
     return _run_flow(x0, step_fn, n_steps, snapshot_every, progress, "sphere flow")
@@ -379,7 +389,9 @@ def particle_flow_sphere(
 # ---------------------------------------------------------------------------------------------
 # (b), (d) SW-JKO and SSW-JKO over particle positions
 # ---------------------------------------------------------------------------------------------
-def _jko(x0, F, *, h, n_outer, n_inner, lr, n_proj, key, distance, project, progress, desc):
+def _jko(
+    x0, F, *, h, n_outer, n_inner, lr, n_proj, key, distance, project, progress, desc
+):
     _positive("h", h)
     _positive("lr", lr)
     _count("n_outer", n_outer)
@@ -388,7 +400,9 @@ def _jko(x0, F, *, h, n_outer, n_inner, lr, n_proj, key, distance, project, prog
     if key is None:
         raise ValueError("the JKO scheme draws random projections: pass a PRNG key=")
     if not callable(F):
-        raise ValueError(f"F must be a callable x [n, d] -> scalar, got {type(F).__name__}")
+        raise TypeError(
+            f"F must be a callable x [n, d] -> scalar, got {type(F).__name__}"
+        )
     out = jax.eval_shape(F, jax.ShapeDtypeStruct(x0.shape, x0.dtype))
     if out.shape != ():
         raise ValueError(f"F must return a scalar, got shape {out.shape}")
@@ -475,8 +489,18 @@ def sw_jko(
         return sliced_wasserstein(y, xk, p=p, projections=th)
 
     return _jko(
-        x0, F, h=h, n_outer=n_outer, n_inner=n_inner, lr=lr, n_proj=n_proj, key=key,
-        distance=distance, project=lambda y: y, progress=progress, desc="SW-JKO",
+        x0,
+        F,
+        h=h,
+        n_outer=n_outer,
+        n_inner=n_inner,
+        lr=lr,
+        n_proj=n_proj,
+        key=key,
+        distance=distance,
+        project=lambda y: y,
+        progress=progress,
+        desc="SW-JKO",
     )
 
 
@@ -519,6 +543,16 @@ def ssw_jko(
         return spherical_sliced_wasserstein(y, xk, p=p, projections=U)
 
     return _jko(
-        x0, F, h=h, n_outer=n_outer, n_inner=n_inner, lr=lr, n_proj=n_proj, key=key,
-        distance=distance, project=_normalize, progress=progress, desc="SSW-JKO",
+        x0,
+        F,
+        h=h,
+        n_outer=n_outer,
+        n_inner=n_inner,
+        lr=lr,
+        n_proj=n_proj,
+        key=key,
+        distance=distance,
+        project=_normalize,
+        progress=progress,
+        desc="SSW-JKO",
     )

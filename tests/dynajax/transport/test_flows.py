@@ -33,7 +33,9 @@ def test_functional_values():
     x = jax.random.normal(KEY, (7, 3))
     b = jnp.array([1.0, 2.0, -1.0])
     P = potential_energy(lambda z: 0.5 * jnp.sum((z - b) ** 2))
-    np.testing.assert_allclose(P(x), 0.5 * np.mean(np.sum((np.asarray(x) - b) ** 2, -1)), rtol=1e-6)
+    np.testing.assert_allclose(
+        P(x), 0.5 * np.mean(np.sum((np.asarray(x) - b) ** 2, -1)), rtol=1e-6
+    )
     I = interaction_energy(lambda z: 0.5 * jnp.sum(z**2))
     xn = np.asarray(x, np.float64)
     brute = sum(0.5 * np.sum((xi - xj) ** 2) for xi in xn for xj in xn) / (2 * 7**2)
@@ -51,14 +53,24 @@ def test_potential_flow_analytic_rate():
     b = jnp.array([1.5, -0.5, 2.0])
     x0 = jax.random.normal(KEY, (64, 3))
     step, n_steps = 0.1, 40
-    x, snaps = particle_flow(x0, grad_V=lambda z: z - b, step=step, n_steps=n_steps, snapshot_every=5)
+    x, snaps = particle_flow(
+        x0, grad_V=lambda z: z - b, step=step, n_steps=n_steps, snapshot_every=5
+    )
     assert snaps.shape == (9, 64, 3)
     for i, k in enumerate(range(0, n_steps + 1, 5)):
-        expected = np.asarray(b) + (1 - step) ** k * (np.asarray(x0, np.float64) - np.asarray(b))
+        expected = np.asarray(b) + (1 - step) ** k * (
+            np.asarray(x0, np.float64) - np.asarray(b)
+        )
         np.testing.assert_allclose(snaps[i], expected, atol=1e-5)
     np.testing.assert_array_equal(snaps[-1], x)
     # the same through V (autodiff) and a snapshot period that does not divide n_steps
-    x2, snaps2 = particle_flow(x0, V=lambda z: 0.5 * jnp.sum((z - b) ** 2), step=step, n_steps=n_steps, snapshot_every=7)
+    x2, snaps2 = particle_flow(
+        x0,
+        V=lambda z: 0.5 * jnp.sum((z - b) ** 2),
+        step=step,
+        n_steps=n_steps,
+        snapshot_every=7,
+    )
     assert snaps2.shape == (1 + 6, 64, 3)
     np.testing.assert_allclose(x2, x, atol=1e-6)
 
@@ -75,7 +87,9 @@ def test_langevin_ou_stationary_variance():
     se_var = var_inf * np.sqrt(2.0 / n)
     np.testing.assert_array_less(np.abs(np.var(x, 0) - var_inf), 4 * se_var)
     # deterministic given the key
-    x_again, _ = particle_flow(x0, **K.flow_kwargs(), step=step, n_steps=150, key=KEY, snapshot_every=40)
+    x_again, _ = particle_flow(
+        x0, **K.flow_kwargs(), step=step, n_steps=150, key=KEY, snapshot_every=40
+    )
     np.testing.assert_allclose(x_again, x, atol=1e-6)
 
 
@@ -83,7 +97,13 @@ def test_interaction_flow_contracts_to_mean():
     x0 = jax.random.normal(KEY, (50, 2)) * 2 + 3
     step, n_steps = 0.2, 20
     m = np.mean(np.asarray(x0, np.float64), 0)
-    x, snaps = particle_flow(x0, W=lambda z: 0.5 * jnp.sum(z**2), step=step, n_steps=n_steps, snapshot_every=1)
+    _, snaps = particle_flow(
+        x0,
+        W=lambda z: 0.5 * jnp.sum(z**2),
+        step=step,
+        n_steps=n_steps,
+        snapshot_every=1,
+    )
     for k in range(n_steps + 1):
         np.testing.assert_allclose(np.mean(snaps[k], 0), m, atol=1e-5)
         expected = m + (1 - step) ** k * (np.asarray(x0, np.float64) - m)
@@ -99,8 +119,16 @@ def test_sw_jko_moves_mean_to_b():
     x0 = jax.random.normal(KEY, (100, 2))
     dists = {}
     for h in (0.1, 0.5):
-        x, snaps = sw_jko(
-            x0, F, h=h, n_outer=12, n_inner=40, lr=0.05, n_proj=30, key=jax.random.PRNGKey(1), progress=h == 0.5
+        _, snaps = sw_jko(
+            x0,
+            F,
+            h=h,
+            n_outer=12,
+            n_inner=40,
+            lr=0.05,
+            n_proj=30,
+            key=jax.random.PRNGKey(1),
+            progress=h == 0.5,
         )
         assert snaps.shape == (13, 100, 2)
         dists[h] = np.linalg.norm(np.mean(snaps, 1) - np.asarray(b), axis=-1)
@@ -118,13 +146,17 @@ def test_sw_jko_moves_mean_to_b():
 def test_sphere_flow_toward_mu():
     mu = jnp.array([0.0, 0.6, 0.8])
     x0 = _sphere_cloud(KEY, 200)
-    x, snaps = particle_flow_sphere(x0, V=lambda z: -jnp.dot(z, mu), step=0.1, n_steps=60, snapshot_every=5)
+    x, snaps = particle_flow_sphere(
+        x0, V=lambda z: -jnp.dot(z, mu), step=0.1, n_steps=60, snapshot_every=5
+    )
     cos = np.mean(np.asarray(snaps) @ np.asarray(mu), axis=1)
     assert np.all(np.diff(cos) > 0), cos
     assert cos[-1] > 0.99
     np.testing.assert_allclose(np.linalg.norm(snaps, axis=-1), 1.0, atol=1e-6)
     # Langevin on the sphere stays on the sphere
-    x, _ = particle_flow_sphere(x0, V=lambda z: -jnp.dot(z, mu), step=0.05, n_steps=20, key=KEY, temperature=0.5)
+    x, _ = particle_flow_sphere(
+        x0, V=lambda z: -jnp.dot(z, mu), step=0.05, n_steps=20, key=KEY, temperature=0.5
+    )
     np.testing.assert_allclose(np.linalg.norm(x, axis=-1), 1.0, atol=1e-6)
 
 
@@ -135,11 +167,23 @@ def test_ssw_jko_decreases_ssw_to_target(p):
     x0 = _sphere_cloud(KEY, n)
     target = _sphere_cloud(jax.random.PRNGKey(3), 200, loc=mu, scale=0.1)
     F = potential_energy(lambda z: -10.0 * jnp.dot(z, mu))
-    x, snaps = ssw_jko(x0, F, h=0.05, n_outer=6, n_inner=10, lr=0.03, n_proj=10, key=jax.random.PRNGKey(2), p=p)
+    _, snaps = ssw_jko(
+        x0,
+        F,
+        h=0.05,
+        n_outer=6,
+        n_inner=10,
+        lr=0.03,
+        n_proj=10,
+        key=jax.random.PRNGKey(2),
+        p=p,
+    )
     assert snaps.shape == (7, n, 3)
     np.testing.assert_allclose(np.linalg.norm(snaps, axis=-1), 1.0, atol=1e-5)
     U = random_stiefel(jax.random.PRNGKey(7), 100, 3)
-    ssw_fn = jax.jit(lambda s, t: spherical_sliced_wasserstein(s, t, p=1, projections=U))
+    ssw_fn = jax.jit(
+        lambda s, t: spherical_sliced_wasserstein(s, t, p=1, projections=U)
+    )
     ssw = [float(ssw_fn(s, target)) for s in snaps]
     assert np.all(np.diff(ssw) < 0), ssw
     assert ssw[-1] < 0.8 * ssw[0], ssw
@@ -150,7 +194,7 @@ def test_ssw_jko_decreases_ssw_to_target(p):
 # ---------------------------------------------------------------------------------------------
 def test_bad_inputs():
     x = jax.random.normal(KEY, (10, 2))
-    gV = lambda z: z  # noqa: E731
+    gV = lambda z: z
     with pytest.raises(ValueError, match="step"):
         particle_flow(x, gV, step=0.0, n_steps=3)
     with pytest.raises(ValueError, match="step"):
@@ -181,4 +225,6 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="scalar"):
         sw_jko(x, lambda y: y, h=0.1, n_outer=1, n_inner=1, lr=0.1, n_proj=5, key=KEY)
     with pytest.raises(ValueError, match="sphere"):
-        ssw_jko(jnp.ones((5, 3)), F, h=0.1, n_outer=1, n_inner=1, lr=0.1, n_proj=5, key=KEY)
+        ssw_jko(
+            jnp.ones((5, 3)), F, h=0.1, n_outer=1, n_inner=1, lr=0.1, n_proj=5, key=KEY
+        )
