@@ -13,6 +13,16 @@ from dynajax.transport.diagnostics import (
     path_straightness,
     transport_cost,
 )
+from dynajax.transport.flows import (
+    Functional,
+    interaction_energy,
+    kl_to_target,
+    particle_flow,
+    particle_flow_sphere,
+    potential_energy,
+    ssw_jko,
+    sw_jko,
+)
 from dynajax.transport.one_d import (
     circle_coordinates,
     wasserstein1_circle,
@@ -77,6 +87,15 @@ __all__ = [
     "wasserstein2_unif_circle",
     "wasserstein_1d",
     "wasserstein_circle",
+    # gradient flows
+    "Functional",
+    "interaction_energy",
+    "kl_to_target",
+    "particle_flow",
+    "particle_flow_sphere",
+    "potential_energy",
+    "ssw_jko",
+    "sw_jko",
     # diagnostics
     "OptimalityGap",
     "inverse_error",
