@@ -9,5 +9,6 @@ the workloads; when one is missing its rows are skipped with a printed note.
 from benchmarks.harness import WORKLOADS, Context, Row, register, run_workloads, time_fn
 
 from benchmarks import integrate  # noqa: F401  (registers "integrate")
+from benchmarks import sliced  # noqa: F401  (registers "sliced")
 
 __all__ = ["WORKLOADS", "Context", "Row", "register", "run_workloads", "time_fn"]

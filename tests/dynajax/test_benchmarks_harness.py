@@ -178,6 +178,14 @@ def test_integrate_is_registered_and_import_needs_no_torch():
     assert "integrate" in res.stdout
 
 
+def test_sliced_is_registered_and_import_needs_no_pot():
+    assert "sliced" in benchmarks.WORKLOADS
+    code = "import sys, benchmarks; assert 'ot' not in sys.modules; print(sorted(benchmarks.WORKLOADS))"
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "sliced" in res.stdout
+
+
 
 def test_time_interleaved_runs_round_robin():
     order = []
