@@ -306,7 +306,7 @@ def spherical_sliced_wasserstein(
     projections=None,
     key=None,
     n_proj: int = 50,
-    n_iter: int = 60,
+    n_iter: int = 45,
 ):
     """``SSW_p^p = mean_U W_p^p(P^U#mu, P^U#nu)`` on ``S^{d-1}`` (no root; circle of length one).
 
@@ -336,7 +336,7 @@ def spherical_sliced_wasserstein_distance(
     projections=None,
     key=None,
     n_proj: int = 50,
-    n_iter: int = 60,
+    n_iter: int = 45,
 ):
     """``SSW_p = (SSW_p^p)^(1/p)``: POT's ``ot.sliced_wasserstein_sphere`` value."""
     return spherical_sliced_wasserstein(
