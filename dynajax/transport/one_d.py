@@ -123,12 +123,16 @@ def _circle_cost_at_shift(theta, us, ucdf, vs, vcdf, p):
     """``int_0^1 |F_u^{-1}(t) - (F_v - theta)^{-1}(t)|^p dt`` with ``F_v`` lifted periodically."""
     dtype = us.dtype
     frac = theta - jnp.floor(theta)
-    vb = (vcdf - frac) % 1.0
-    grid = jnp.sort(
-        jnp.concatenate(
-            [jnp.zeros((1,), dtype), jnp.clip(ucdf, 0, 1), vb, jnp.ones((1,), dtype)]
-        )
-    )
+    # (vcdf - frac) mod 1 is a rotation of a sorted array, and merging it with the sorted
+    # ucdf needs no sort: each element's rank is its index plus its rank in the other array.
+    n_u, n_v = ucdf.shape[0], vcdf.shape[0]
+    j = jnp.searchsorted(vcdf, frac, side="left")
+    vb = jnp.roll(vcdf - frac + (jnp.arange(n_v) < j).astype(dtype), -j)
+    uc = jnp.clip(ucdf, 0, 1)
+    pos_u = jnp.arange(n_u) + jnp.searchsorted(vb, uc, side="left")
+    pos_v = jnp.arange(n_v) + jnp.searchsorted(uc, vb, side="right")
+    merged = jnp.zeros((n_u + n_v,), dtype).at[pos_u].set(uc).at[pos_v].set(vb)
+    grid = jnp.concatenate([jnp.zeros((1,), dtype), merged, jnp.ones((1,), dtype)])
     delta = grid[1:] - grid[:-1]
     mid = 0.5 * (grid[1:] + grid[:-1])
     s = mid + theta
