@@ -7,19 +7,19 @@ PYTEST_ARGS ?=
 .PHONY: test demo bench lock clean
 
 # The virtualenv is built from nothing, against the committed lock of exact versions.
-$(VENV): pyproject.toml $(LOCK)
+.venv: pyproject.toml requirements-lock.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c $(LOCK) -e ".[test]"
 	touch $(VENV)
 
-test: $(VENV)
+test: .venv
 	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
 
-demo: $(VENV)
+demo: .venv
 	$(BIN)/dynajax reproduce --suite quick --out runs/
 
-bench: $(VENV)
+bench: .venv
 	$(BIN)/pip install --quiet -c $(LOCK) -e ".[test,bench]"
 	$(BIN)/python -m benchmarks all --json runs/benchmarks.json
 
