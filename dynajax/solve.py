@@ -190,6 +190,7 @@ def integrate(
     adjoint: str = "discretize",
     max_steps: int | None = None,
     backend: str = "auto",
+    unroll: int | bool = 1,
 ) -> PyTree[Float[Array, "n_save ..."]]:
     """Solves ``dy/dt = f(t, y, args)`` from ``y(t0) = y0`` and returns ``y`` at ``ts``.
 
@@ -212,6 +213,8 @@ def integrate(
             CPU). It needs fixed steps, ``adjoint="discretize"``, concrete uniformly spaced
             ``ts`` starting at ``t0`` whose spacing is a whole number of ``dt0`` steps.
             ``"auto"`` takes it whenever these hold, and diffrax otherwise.
+        unroll: ``lax.scan`` unroll factor of the ``"scan"`` backend's steps (``True``:
+            fully unrolled). On XLA:CPU, convolutional fields run many times faster unrolled.
 
     Returns:
         ``ys``, the pytree of ``y0`` with a leading axis ``[n_save]``.
@@ -280,7 +283,8 @@ def integrate(
         else:
             interval, substeps = grid
             return _fixed_step.rollout(
-                f, tableau_of(diffrax_solver), y0, t0, interval, len(ts) - 1, substeps, args
+                f, tableau_of(diffrax_solver), y0, t0, interval, len(ts) - 1, substeps, args,
+                unroll=unroll,
             )
 
     adjoint_obj = (

@@ -1,4 +1,5 @@
-"""Optimal transport: OT costs and plans (ott-jax), sliced distances, diagnostics, flows.
+"""Optimal transport: OT costs and plans (ott-jax), sliced distances, diagnostics, flows,
+and residual networks trained as transport maps (least action, layer-wise).
 
 Conventions: ``*_w2`` and ``sliced_wasserstein`` return squared / un-rooted costs (as
 ott-jax); the ``*_distance`` variants of the sliced family return the p-th root (as POT).
@@ -23,6 +24,25 @@ from dynajax.transport.flows import (
     ssw_jko,
     sw_jko,
 )
+from dynajax.transport.least_action import (
+    ResidualFlow,
+    VelocityMLP,
+    histogram_cost,
+    lap_uzawa,
+    linear_decay,
+    mmd_discrepancy,
+    quadratic_cost,
+    regularized_loss,
+    transport_penalty,
+    udt_loss,
+)
+from dynajax.transport.nf_jko import (
+    NFJKOResult,
+    RealNVP,
+    gaussian_log_density,
+    nf_sw_jko,
+    push_forward,
+)
 from dynajax.transport.one_d import (
     circle_coordinates,
     wasserstein1_circle,
@@ -44,6 +64,7 @@ from dynajax.transport.ot import (
     sinkhorn,
     sinkhorn_divergence,
 )
+from dynajax.transport.trgl import ModuleWiseResNet, trgl_taus
 from dynajax.transport.sliced import (
     max_sliced_wasserstein,
     max_sliced_wasserstein_distance,
@@ -96,6 +117,25 @@ __all__ = [
     "potential_energy",
     "ssw_jko",
     "sw_jko",
+    # flows over a normalizing-flow density
+    "NFJKOResult",
+    "RealNVP",
+    "gaussian_log_density",
+    "nf_sw_jko",
+    "push_forward",
+    # least action (residual networks as transport) and layer-wise training
+    "ModuleWiseResNet",
+    "ResidualFlow",
+    "VelocityMLP",
+    "histogram_cost",
+    "lap_uzawa",
+    "linear_decay",
+    "mmd_discrepancy",
+    "quadratic_cost",
+    "regularized_loss",
+    "transport_penalty",
+    "trgl_taus",
+    "udt_loss",
     # diagnostics
     "OptimalityGap",
     "inverse_error",

@@ -134,12 +134,21 @@ def _circle_cost_at_shift(theta, us, ucdf, vs, vcdf, p):
     merged = jnp.zeros((n_u + n_v,), dtype).at[pos_u].set(uc).at[pos_v].set(vb)
     grid = jnp.concatenate([jnp.zeros((1,), dtype), merged, jnp.ones((1,), dtype)])
     delta = grid[1:] - grid[:-1]
-    mid = 0.5 * (grid[1:] + grid[:-1])
-    s = mid + theta
-    k = jnp.floor(s)
-    r = s - k
-    vq = _quantile(vcdf, vs, r) + k
-    uq = _quantile(ucdf, us, mid)
+    # Quantile indices on each merged interval without a search: on a non-empty interval
+    # (grid_k, grid_{k+1}) the u-atoms below it are the u-levels among merged[:k], so
+    # F_u^{-1} takes index #{u-levels in merged[:k]} (empty intervals have zero weight).
+    # The same count of vb-levels, offset by j (the levels that wrapped below zero), indexes
+    # the shifted v quantile; past n_v it wraps around with a lift of one turn.
+    is_u = jnp.zeros((n_u + n_v,), jnp.int32).at[pos_u].set(1)
+    cu = jnp.concatenate([jnp.zeros((1,), jnp.int32), jnp.cumsum(is_u)])
+    cv = jnp.arange(n_u + n_v + 1) - cu
+    iu = jnp.minimum(cu, n_u - 1)
+    iv = j + cv
+    wrap = iv >= n_v
+    iv = jnp.where(wrap, iv - n_v, iv)
+    iv = jnp.minimum(iv, n_v - 1)
+    uq = us[iu]
+    vq = vs[iv] + jnp.floor(theta) + wrap.astype(dtype)
     return jnp.sum(delta * jnp.abs(uq - vq) ** p)
 
 

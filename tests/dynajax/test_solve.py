@@ -487,3 +487,13 @@ def test_scan_backend_refuses_what_it_cannot_run(kwargs, match):
 def test_unknown_backend():
     with pytest.raises(ValueError, match="unknown backend 'torch'; allowed: auto, diffrax, scan"):
         integrate(lambda t, y, a: -y, jnp.ones(2), jnp.linspace(0.0, 1.0, 3), dt0=0.5, solver="rk4", backend="torch")
+
+
+def test_scan_backend_unroll_gives_the_same_solution():
+    f = lambda t, y, args: -y + jnp.sin(t)
+    ts = np.linspace(0.0, 1.0, 6)
+    rolled = integrate(f, jnp.ones(3), ts, solver="rk4", dt0=0.05, backend="scan")
+    unrolled = integrate(f, jnp.ones(3), ts, solver="rk4", dt0=0.05, backend="scan", unroll=True)
+    np.testing.assert_allclose(unrolled, rolled, rtol=1e-6)
+    exact = np.exp(-ts) * 1.5 + (np.sin(ts) - np.cos(ts)) / 2  # y' = -y + sin t, y(0) = 1
+    np.testing.assert_allclose(unrolled[:, 0], exact, atol=1e-5)

@@ -1,0 +1,469 @@
+"""APHYNITY: a physical model completed by the smallest neural correction (thesis section 3.3).
+
+The vector field is ``F = F_p + F_a`` (eq. 3.4): ``F_p`` a parametric physical family with a
+few parameters (any :class:`~dynajax.systems.base.PhysicalFamily`, or a user field
+``field(t, y, theta)``), ``F_a`` any flax network. Training solves the discrete problem
+(eq. 3.6)
+
+    min ||F_a||^2   s.t.   X~_{k dt} = X_{k dt}  for every training trajectory and frame,
+
+with ``X~`` the rollout of ``F_p + F_a`` from ``X_0`` by a fixed-step solver (RK4 3/8 rule,
+one step per frame, as the papers; classic RK4 selectable), relaxed to
+``||F_a||^2 + lambda * L_traj`` and ``lambda`` raised by the Uzawa rule
+``lambda <- lambda + tau2 * L_traj`` (Algorithm 2; :class:`dynajax.train.Uzawa`).
+
+* :class:`Aphynity` is the model (``init``, ``field``, ``rollout``, ``augmentation``,
+  ``physical_params``). ``physics=None`` gives a Neural ODE, ``network=None`` the
+  physics-only ("Param ODE/PDE") model: see :mod:`dynajax.forecast.baselines`.
+* :func:`norm_penalty` is the empirical ``||F_a||^2`` on ground-truth states, ``"l2"``
+  (mean over states and pixels of the squared norm over channels) or ``"l2_normalized"``
+  (mean of ``||F_a(X)||^2 / (||X|| + 1e-5)^2``, used for the pendulum).
+* :func:`trajectory_mse`, :func:`derivative_mse`: the two supervisions (eq. 3.2 and 3.3).
+* :class:`TrainConfig` and :func:`train` run a method (``"aphynity"``, ``"non_adaptive"``,
+  ``"vanilla"``, ``"derivative"``) for several seeds in one compiled program
+  (:func:`dynajax.train.fit` with ``seeds=True``), selecting parameters on a validation
+  split.
+
+States are batched: every function takes ``y [B, *state_shape]``, because a network with
+batch-statistics normalisation (APHYNITY's ConvNet) sees the whole batch at each field
+evaluation, as in the released code. Grid states are channels-first ``[C, H, W]`` (as the
+systems store them); with ``channels_last_network=True`` (default) the channel axis is moved
+last before the network (flax convolutions are channels-last) and back after.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, ArrayLike, Float, PyTree
+
+from dynajax import _fixed_step
+from dynajax.solve import get_solver, integrate
+from dynajax.systems.base import PhysicalFamily
+from dynajax.train import FitResult, Uzawa, fit, init_state, make_step
+
+__all__ = [
+    "METHODS",
+    "PENALTIES",
+    "Aphynity",
+    "TrainConfig",
+    "derivative_mse",
+    "evaluate_mse",
+    "make_loss",
+    "norm_penalty",
+    "scaled",
+    "sigmoid_scaled",
+    "train",
+    "trajectory_mse",
+]
+
+PENALTIES = ("l2", "l2_normalized")
+METHODS = ("aphynity", "non_adaptive", "vanilla", "derivative")
+_SOLVERS = ("rk4_38", "rk4", "euler", "midpoint", "heun")
+
+# name -> (raw -> physical, physical -> raw)
+Reparam = Mapping[str, tuple[Callable[[Array], Array], Callable[[Array], Array]]]
+
+
+def scaled(scale: float) -> tuple[Callable, Callable]:
+    """Reparametrisation ``value = scale * raw`` (the wave code: ``c = 100 * theta_c``)."""
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
+    return (lambda raw: scale * raw, lambda value: jnp.asarray(value) / scale)
+
+
+def sigmoid_scaled(scale: float) -> tuple[Callable, Callable]:
+    """``value = scale * sigmoid(raw)`` (the RD code: ``a = 1e-2 * sigmoid(theta_a)``)."""
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
+
+    def inverse(value):
+        x = jnp.asarray(value) / scale
+        return jnp.log(x) - jnp.log1p(-x)
+
+    return (lambda raw: scale * jax.nn.sigmoid(raw), inverse)
+
+
+def _zeros_field(t, y, theta):
+    del t, theta
+    return jnp.zeros_like(y)
+
+
+@dataclasses.dataclass(frozen=True)
+class Aphynity:
+    """The model ``F = F_p + F_a`` and its fixed-step rollout.
+
+    Attributes:
+        physics: a :class:`PhysicalFamily`, a field ``field(t, y, theta) -> dy/dt`` on one
+            unbatched state, or ``None`` (``F_p = 0``: a Neural ODE).
+        network: a flax module mapping ``[B, d]`` (vector states) or ``[B, H, W, C]`` (grid
+            states, see ``channels_last_network``) to the same shape, or ``None``
+            (``F_a = 0``: physics only).
+        physics_init: initial physical parameter values (default: the family's ``init``;
+            required for a plain callable that takes parameters, ``{}`` for none).
+        reparam: optional per-parameter ``(raw -> value, value -> raw)`` maps; trained
+            parameters are the raw ones (e.g. :func:`sigmoid_scaled` for RD).
+        solver: fixed-step tableau, ``"rk4_38"`` (torchdiffeq's ``rk4``, the papers') or
+            ``"rk4"`` (classic), or ``"euler"``, ``"midpoint"``, ``"heun"``.
+        substeps: solver steps per data frame (1 in the papers).
+        unroll: ``lax.scan`` unroll of the rollout (``True`` unrolls fully). On XLA:CPU,
+            convolutional fields in a rolled loop are much slower; unrolled rollouts run
+            the fixed-step scan of :mod:`dynajax._fixed_step` directly (``integrate``
+            takes no ``unroll`` argument).
+        channels_last_network: move the channel axis (axis 1 of ``[B, C, H, W]``) last
+            for the network. Ignored for vector states ``[B, d]``.
+    """
+
+    physics: PhysicalFamily | Callable | None = None
+    network: nn.Module | None = None
+    physics_init: Mapping[str, float] | None = None
+    reparam: Reparam | None = None
+    solver: str = "rk4_38"
+    substeps: int = 1
+    unroll: int | bool = 1
+    channels_last_network: bool = True
+
+    def __post_init__(self):
+        if self.physics is None and self.network is None:
+            raise ValueError("Aphynity needs a physical model, a network, or both; got neither")
+        if self.physics is not None and not (
+            isinstance(self.physics, PhysicalFamily) or callable(self.physics)
+        ):
+            raise ValueError(
+                f"physics must be a PhysicalFamily, a field(t, y, theta) or None, got {type(self.physics).__name__}"
+            )
+        if self.network is not None and not isinstance(self.network, nn.Module):
+            raise ValueError(f"network must be a flax.linen Module or None, got {type(self.network).__name__}")
+        if self.solver not in _SOLVERS:
+            raise ValueError(f"unknown solver {self.solver!r}; allowed: {', '.join(_SOLVERS)}")
+        if not (isinstance(self.substeps, int) and self.substeps >= 1):
+            raise ValueError(f"substeps must be a positive int, got {self.substeps!r}")
+        names = set(self._init_values())
+        if self.reparam is not None and not set(self.reparam) <= names:
+            raise ValueError(
+                f"reparam names {sorted(set(self.reparam) - names)} are not physical parameters {sorted(names)}"
+            )
+
+    # -- parameters -------------------------------------------------------------------
+
+    def _init_values(self) -> dict[str, float]:
+        if self.physics is None:
+            return {}
+        if self.physics_init is not None:
+            init = dict(self.physics_init)
+        elif isinstance(self.physics, PhysicalFamily):
+            init = dict(self.physics.init)
+        else:
+            raise ValueError("a physics callable needs physics_init (use {} if it takes no parameters)")
+        if isinstance(self.physics, PhysicalFamily) and set(init) != set(self.physics.param_names):
+            raise ValueError(
+                f"physics_init has {sorted(init)}, family {self.physics.name!r} takes {list(self.physics.param_names)}"
+            )
+        return init
+
+    def init(self, key: Array, y_example: Float[ArrayLike, "B ..."]) -> dict[str, PyTree]:
+        """Initial parameters ``{"physical": raw values, "network": flax params}``.
+
+        Args:
+            key: PRNG key for the network.
+            y_example: a batch of states ``[B, *state_shape]`` (only its shape is used).
+        """
+        y = jnp.asarray(y_example, jnp.float32)
+        if y.ndim < 2:
+            raise ValueError(f"y_example must be a batch [B, *state_shape], got shape {y.shape}")
+        physical = {}
+        for name, value in self._init_values().items():
+            raw = jnp.asarray(value, jnp.float32)
+            if self.reparam is not None and name in self.reparam:
+                raw = jnp.asarray(self.reparam[name][1](raw), jnp.float32)
+            physical[name] = raw
+        net = {} if self.network is None else self.network.init(key, self._to_net(y))
+        return {"physical": physical, "network": net}
+
+    def physical_params(self, params: Mapping[str, PyTree]) -> dict[str, Array]:
+        """The physical parameter values (raw parameters mapped through ``reparam``)."""
+        out = {}
+        for name, raw in params["physical"].items():
+            out[name] = self.reparam[name][0](raw) if self.reparam and name in self.reparam else raw
+        return out
+
+    # -- the field --------------------------------------------------------------------
+
+    def _to_net(self, y):
+        if y.ndim > 2 and self.channels_last_network:
+            return jnp.moveaxis(y, 1, -1)
+        return y
+
+    def _from_net(self, out):
+        if out.ndim > 2 and self.channels_last_network:
+            return jnp.moveaxis(out, -1, 1)
+        return out
+
+    def physical_field(self, params, y: Float[Array, "B ..."], t=0.0) -> Float[Array, "B ..."]:
+        """``F_p(y)`` on a batch of states (zeros without physics)."""
+        if self.physics is None:
+            return jnp.zeros_like(y)
+        f = self.physics.field if isinstance(self.physics, PhysicalFamily) else self.physics
+        theta = self.physical_params(params)
+        return jax.vmap(lambda s: f(t, s, theta))(y).astype(y.dtype)
+
+    def augmentation(self, params, y: Float[Array, "B ..."]) -> Float[Array, "B ..."]:
+        """``F_a(y)`` on a batch of states (zeros without a network)."""
+        if self.network is None:
+            return jnp.zeros_like(y)
+        out = self._from_net(self.network.apply(params["network"], self._to_net(y)))
+        if out.shape != y.shape:
+            raise ValueError(f"the network maps states {y.shape} to {out.shape}; it must keep the shape")
+        return out
+
+    def field(self, params, y: Float[Array, "B ..."], t=0.0) -> Float[Array, "B ..."]:
+        """``F_p(y) + F_a(y)`` on a batch of states."""
+        return self.physical_field(params, y, t) + self.augmentation(params, y)
+
+    def rollout(
+        self, params, y0: Float[Array, "B ..."], times: Float[ArrayLike, " T"]
+    ) -> Float[Array, "B T *state"]:
+        """Integrates ``F`` from ``y0`` with ``substeps`` fixed steps per frame.
+
+        Args:
+            params: from :meth:`init`.
+            y0: initial states ``[B, *state_shape]``.
+            times: concrete, uniformly spaced save times ``[T]`` (``times[0]`` is ``y0``'s).
+
+        Returns:
+            ``[B, T, *state_shape]``, frame 0 equal to ``y0``.
+        """
+        ts = np.asarray(times, dtype=np.float64)
+        if ts.ndim != 1 or ts.shape[0] < 2:
+            raise ValueError(f"times must be a 1-D array of at least 2 save times, got shape {ts.shape}")
+        gaps = np.diff(ts)
+        if not np.all(gaps > 0) or np.max(np.abs(gaps - gaps[0])) > 1e-6 * gaps[0]:
+            raise ValueError("times must be uniformly spaced and increasing (fixed steps per frame)")
+        interval = float(gaps[0])
+        f = lambda t, y, p: self.field(p, y, t)
+        if self.unroll == 1:
+            ys = integrate(f, y0, ts.astype(np.float32), solver=self.solver, dt0=interval / self.substeps,
+                           args=params, backend="scan")
+        else:
+            tableau = _fixed_step.tableau_of(get_solver(self.solver))
+            ys = _fixed_step.rollout(f, tableau, y0, float(ts[0]), interval, len(ts) - 1, self.substeps,
+                                     params, unroll=self.unroll)
+        return jnp.moveaxis(ys, 0, 1)
+
+
+# -- losses ---------------------------------------------------------------------------
+
+
+def norm_penalty(
+    model: Aphynity, params, states: Float[Array, "N ..."], kind: str = "l2"
+) -> Float[Array, ""]:
+    """Empirical ``||F_a||^2`` on ground-truth states (spec section 2.1).
+
+    Args:
+        model: the model.
+        params: its parameters.
+        states: ``[N, *state_shape]`` ground-truth states (all frames, flattened).
+        kind: ``"l2"``: mean over states (and grid points) of the squared norm over
+            channels (the channel axis is axis 1 of ``states``); ``"l2_normalized"``: mean of
+            ``||F_a(X)||^2 / (||X|| + 1e-5)^2``, norms over channels (per grid point), as
+            the released code.
+    """
+    if kind not in PENALTIES:
+        raise ValueError(f"unknown penalty {kind!r}; allowed: {', '.join(PENALTIES)}")
+    fa = model.augmentation(params, states)
+    if kind == "l2":
+        return jnp.mean(jnp.sum(fa**2, axis=1))
+    x_norm = jnp.sqrt(jnp.sum(states**2, axis=1))
+    return jnp.mean(jnp.sum(fa**2, axis=1) / (x_norm + 1e-5) ** 2)
+
+
+def trajectory_mse(model: Aphynity, params, states: Float[Array, "B T *state"], times) -> Float[Array, ""]:
+    """Mean squared gap between the rollout from ``states[:, 0]`` and ``states`` (frame 0 included)."""
+    pred = model.rollout(params, states[:, 0], times)
+    return jnp.mean((pred - states) ** 2)
+
+
+def derivative_mse(model: Aphynity, params, states: Float[Array, "B T *state"], times) -> Float[Array, ""]:
+    """Derivative supervision (eq. 3.3): ``F(X_k)`` against central differences, inner frames."""
+    dt = float(np.mean(np.diff(np.asarray(times, np.float64))))
+    target = (states[:, 2:] - states[:, :-2]) / (2 * dt)
+    inner = states[:, 1:-1]
+    flat = inner.reshape((-1,) + inner.shape[2:])
+    pred = model.field(params, flat).reshape(inner.shape)
+    return jnp.mean((pred - target) ** 2)
+
+
+def make_loss(
+    model: Aphynity, times, *, method: str = "aphynity", penalty: str = "l2"
+) -> Callable[[PyTree, Array, Array], tuple[Any, dict]]:
+    """The loss ``loss(params, batch [B, T, *state], key)`` for :func:`dynajax.train.make_step`.
+
+    ``"aphynity"``, ``"non_adaptive"``: returns ``((||F_a||^2, L_traj), aux)``, the pair an
+    :class:`~dynajax.train.Uzawa` step weighs; ``"derivative"``: the same with the
+    derivative loss as the constraint; ``"vanilla"``: ``(L_traj, aux)`` (no norm term;
+    also the Neural ODE and Param-only losses).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; allowed: {', '.join(METHODS)}")
+    if penalty not in PENALTIES:
+        raise ValueError(f"unknown penalty {penalty!r}; allowed: {', '.join(PENALTIES)}")
+    times = np.asarray(times, np.float64)
+
+    def loss(params, batch, key):
+        del key
+        if method == "derivative":
+            con = derivative_mse(model, params, batch, times)
+        else:
+            con = trajectory_mse(model, params, batch, times)
+        if method == "vanilla":
+            return con, {"traj_mse": con}
+        flat = batch.reshape((-1,) + batch.shape[2:])
+        pen = norm_penalty(model, params, flat, penalty)
+        return (pen, con), {"penalty": pen}
+
+    return loss
+
+
+def evaluate_mse(
+    model: Aphynity, params, states: Float[ArrayLike, "N T *state"], times, *, batch_size: int | None = None,
+    per_trajectory: bool = False,
+) -> Array:
+    """Trajectory MSE of ``model`` on ``states`` (in batches of ``batch_size``; jit-able).
+
+    Returns a scalar, or ``[N]`` with ``per_trajectory=True``. Batches must divide ``N``.
+    """
+    states = jnp.asarray(states, jnp.float32)
+    n = states.shape[0]
+    bs = n if batch_size is None else min(int(batch_size), n)
+    if n % bs:
+        raise ValueError(f"batch_size {bs} must divide the number of trajectories {n}")
+
+    def one(batch):
+        pred = model.rollout(params, batch[:, 0], times)
+        return jnp.mean((pred - batch) ** 2, axis=tuple(range(1, batch.ndim)))
+
+    errs = jax.lax.map(one, states.reshape((n // bs, bs) + states.shape[1:])).reshape(n)
+    return errs if per_trajectory else jnp.mean(errs)
+
+
+# -- training -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How to train a model (Algorithm 2 and its ablations).
+
+    Attributes:
+        method: ``"aphynity"`` (norm + adaptive multiplier), ``"non_adaptive"`` (norm, fixed
+            ``lambda = lambda0``), ``"vanilla"`` (trajectory loss only; Neural ODE and
+            Param-only use it too) or ``"derivative"`` (norm + adaptive multiplier on the
+            derivative loss instead of the trajectory loss).
+        penalty: ``"l2"`` or ``"l2_normalized"``.
+        n_steps: Adam steps.
+        lr: Adam learning rate (the code's ``tau1``).
+        lr_physical: a separate Adam learning rate for the physical parameters (``None``:
+            ``lr``, as the code). A larger one shortens the run (the code's ``omega0^2``
+            starts at 0.2, the truth is 1.1, and Adam moves it by about ``lr`` per step).
+        lambda0, tau2, n_iter: the multiplier's start, ascent rate and steps between
+            updates (the code: 1, 1, 5 for the pendulum).
+        batch_size: trajectories per step (``None``: all).
+        chunk_size: steps per compiled chunk; validation runs after each.
+        patience: early stopping (validations without improvement), or ``None``.
+        val_batch_size: batch size of the validation rollouts (``None``: all at once).
+    """
+
+    method: str = "aphynity"
+    penalty: str = "l2"
+    n_steps: int = 5000
+    lr: float = 1e-3
+    lr_physical: float | None = None
+    lambda0: float = 1.0
+    tau2: float = 1.0
+    n_iter: int = 5
+    batch_size: int | None = None
+    chunk_size: int = 250
+    patience: int | None = None
+    val_batch_size: int | None = None
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; allowed: {', '.join(METHODS)}")
+        if self.penalty not in PENALTIES:
+            raise ValueError(f"unknown penalty {self.penalty!r}; allowed: {', '.join(PENALTIES)}")
+        if self.n_steps < 0 or self.lr <= 0 or self.n_iter < 1:
+            raise ValueError("need n_steps >= 0, lr > 0 and n_iter >= 1")
+        if self.lr_physical is not None and not self.lr_physical > 0:
+            raise ValueError(f"lr_physical must be > 0 or None, got {self.lr_physical}")
+
+    def optimizer(self) -> optax.GradientTransformation:
+        """Adam, with ``lr_physical`` on the ``"physical"`` parameters when given."""
+        if self.lr_physical is None:
+            return optax.adam(self.lr)
+        return optax.multi_transform(
+            {"physical": optax.adam(self.lr_physical), "network": optax.adam(self.lr)},
+            lambda params: {k: jax.tree_util.tree_map(lambda _, k=k: k, v) for k, v in params.items()},
+        )
+
+    def uzawa(self) -> Uzawa | None:
+        """The multiplier schedule of the method (``None`` for ``"vanilla"``)."""
+        if self.method == "vanilla":
+            return None
+        tau = 0.0 if self.method == "non_adaptive" else self.tau2
+        return Uzawa(lambda0=self.lambda0, tau=tau, every=self.n_iter, weight="constraint")
+
+
+def train(
+    model: Aphynity,
+    train_states: Float[ArrayLike, "N T *state"],
+    val_states: Float[ArrayLike, "M T *state"] | None,
+    times,
+    config: TrainConfig,
+    keys: Array,
+    *,
+    progress: bool = False,
+) -> FitResult:
+    """Trains ``model`` for every key in ``keys`` in one compiled program.
+
+    Args:
+        model: the model.
+        train_states: training trajectories (cast to float32).
+        val_states: validation trajectories: the best parameters (per seed) are those with
+            the lowest validation trajectory MSE, evaluated every ``chunk_size`` steps.
+        times: save times ``[T]``.
+        config: the method and its hyperparameters.
+        keys: PRNG keys ``[n_seeds]`` (network initialisation and minibatches).
+        progress: show a progress bar.
+
+    Returns:
+        :class:`dynajax.train.FitResult` with a leading seed axis on every parameter.
+    """
+    train_states = jnp.asarray(train_states, jnp.float32)
+    if train_states.ndim < 3:
+        raise ValueError(f"train_states must be [N, T, *state], got shape {train_states.shape}")
+    if jnp.ndim(keys) != 1:
+        raise ValueError("keys must be a 1-D array of PRNG keys (one per seed)")
+    optimizer = config.optimizer()
+    uzawa = config.uzawa()
+    step = make_step(make_loss(model, times, method=config.method, penalty=config.penalty),
+                     optimizer, uzawa=uzawa)
+    example = train_states[: (config.batch_size or train_states.shape[0]), 0]
+
+    def init_one(key):
+        k_init, k_state = jax.random.split(key)
+        return init_state(model.init(k_init, example), optimizer, k_state, uzawa=uzawa)
+
+    state = jax.vmap(init_one)(keys)
+    validate = None
+    if val_states is not None:
+        val = jnp.asarray(val_states, jnp.float32)
+        validate = lambda p: evaluate_mse(model, p, val, times, batch_size=config.val_batch_size)
+    return fit(step, state, train_states, n_steps=config.n_steps, chunk_size=config.chunk_size,
+               batch_size=config.batch_size, validate=validate, patience=config.patience,
+               seeds=True, progress=progress)

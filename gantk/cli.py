@@ -1,0 +1,236 @@
+"""The ``gantk`` command (also ``python -m gantk``): free-form GAN(TK)^2 analyses.
+
+``gantk flow``   runs a particle flow and writes ``metrics.csv`` (step, W2^2/2, energy distance,
+                 particle loss), ``snapshots.npz``, ``final.png`` and ``flow.gif``; resumable
+                 (``--resume`` continues from ``checkpoint.npz``).
+``gantk field``  draws the Dirac-GAN gradient fields (Figs 5.6-5.7) for some kernels.
+``gantk kernel`` evaluates a kernel between points / plots ``k(x, y0)`` along a line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from gantk import kernels as K
+
+__all__ = ["main"]
+
+
+def _width(s: str) -> int | None:
+    if s in ("inf", "infinite"):
+        return None
+    try:
+        w = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"width must be 'inf' or a positive integer; got {s!r}") from None
+    if w < 1:
+        raise argparse.ArgumentTypeError(f"width must be 'inf' or a positive integer; got {s!r}")
+    return w
+
+
+def _default_eta(loss: str, kernel: str, width: int | None, n: int) -> float:
+    """The released code's per-particle step (eta / N) scaled to N; x1000 for the sigmoid net."""
+    per = 2.0 if width is None else (0.2 if loss == "ipm" else 0.002)
+    return per * n * (1000.0 if kernel == "sigmoid" else 1.0)
+
+
+def _flatten(tree):
+    import jax
+
+    leaves, _ = jax.tree_util.tree_flatten(tree)
+    return {f"p{i}": np.asarray(v) for i, v in enumerate(leaves)}
+
+
+def _cmd_flow(args) -> int:
+    import jax
+    import jax.numpy as jnp
+
+    from gantk import data, flows, metrics
+    from gantk.losses import get_loss
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.steps % args.snapshot_every:
+        raise ValueError("--steps must be a multiple of --snapshot-every")
+    eta = args.eta if args.eta is not None else _default_eta(args.loss, args.kernel, args.width, args.n)
+    cfg = flows.FlowConfig(args.loss, args.kernel, args.width, tau=args.tau, eta=eta, disc_lr=args.disc_lr,
+                           reset=args.reset, antisymmetric=not args.no_antisymmetric, block_size=args.block_size)
+    x0, y = data.load(args.data, args.n, args.n if args.m is None else args.m, args.seed)
+    y = jnp.asarray(y)
+    state = flows.init_state(cfg, jnp.asarray(x0), jax.random.key(args.seed))
+    start, snaps, rows = 0, [np.asarray(x0)], []
+    ckpt = out / "checkpoint.npz"
+    if args.resume and ckpt.exists():
+        z = np.load(ckpt)
+        leaves, treedef = jax.tree_util.tree_flatten(state.params)
+        params = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(z[f"p{i}"]) for i in range(len(leaves))])
+        state = flows.FlowState(jnp.asarray(z["x"]), params, state.key)
+        start, snaps = int(z["step"]), list(z["snapshots"])
+        with open(out / "metrics.csv") as fh:
+            rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= start]
+        print(f"resuming at step {start}")
+    step = flows.make_step(cfg, y)
+    chunk = jax.jit(lambda s: jax.lax.fori_loop(0, args.snapshot_every, lambda i, t: step(t), s))
+    layer, get = K.get_kernel(cfg.kernel, width=cfg.width or 128)
+    loss = get_loss(cfg.loss)
+
+    def particle_loss(s) -> float:
+        if cfg.width is None:
+            from gantk import discriminators as D
+
+            disc = D.infinite(cfg.loss, layer, s.x, y, cfg.tau, get=get)
+            f, _ = D.evaluate(disc, layer, s.x, get=get, block_size=cfg.block_size)
+        else:
+            f = flows._finite(cfg).apply(s.params, s.x)
+        return float(jnp.mean(loss.c(f)))
+
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        tqdm = None
+    it = range(start, args.steps, args.snapshot_every)
+    bar = tqdm(it, desc="flow", unit="chunk") if tqdm is not None and not args.quiet else it
+    for s in bar:
+        state = chunk(state)
+        x = np.asarray(state.x)
+        snaps.append(x)
+        m = metrics.all_metrics(x, y) if np.all(np.isfinite(x)) else {"half_w2": float("nan"), "energy": float("nan")}
+        rows.append({"step": s + args.snapshot_every, "half_w2": m["half_w2"], "energy": m["energy"],
+                     "particle_loss": particle_loss(state)})
+        with open(out / "metrics.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=["step", "half_w2", "energy", "particle_loss"])
+            w.writeheader()
+            w.writerows(rows)
+        np.savez(ckpt, x=x, step=s + args.snapshot_every, snapshots=np.stack(snaps), **_flatten(state.params))
+    snaps_arr = np.stack(snaps)
+    np.savez_compressed(out / "snapshots.npz", snapshots=snaps_arr, target=np.asarray(y))
+    if y.shape[1] == 2:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from gantk import plots
+
+        fig, ax = plt.subplots(figsize=(5, 5))
+        plots.plot_particles(ax, snaps_arr[-1], np.asarray(y), kernel=cfg.kernel if cfg.width is None else None,
+                             loss=cfg.loss, tau=cfg.tau)
+        ax.set_title(f"{cfg.loss} {cfg.kernel} width={args.width or 'inf'} step {args.steps}")
+        fig.savefig(out / "final.png", dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        if not args.no_gif:
+            plots.save_gif(snaps_arr, np.asarray(y), out / "flow.gif")
+    last = rows[-1] if rows else {}
+    print(f"final: W2^2/2 = {last.get('half_w2')}, energy = {last.get('energy')} -> {out}")
+    return 0
+
+
+def _cmd_field(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gantk import plots
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(len(args.loss), len(args.kernel), figsize=(4 * len(args.kernel), 2.4 * len(args.loss)),
+                             squeeze=False)
+    for i, loss in enumerate(args.loss):
+        for j, kernel in enumerate(args.kernel):
+            plots.plot_field(axes[i, j], kernel, loss, dim=args.dim, tau=args.tau, n=args.grid)
+    path = out / f"field_d{args.dim}.png"
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_kernel(args) -> int:
+    import jax.numpy as jnp
+
+    layer, get = K.get_kernel(args.kernel)
+    if args.points:
+        pts = np.asarray([[float(v) for v in p.split(",")] for p in args.points], np.float32)
+        k = np.asarray(K.kernel_matrix(layer, pts, pts, get=get))
+        np.set_printoptions(precision=6, suppress=True)
+        print(f"{get} of {args.kernel}:\n{k}")
+    if args.out:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        t = np.linspace(-3, 3, 401, dtype=np.float32)
+        x = np.zeros((t.size, args.dim), np.float32)
+        x[:, 0] = t
+        y0 = np.zeros((1, args.dim), np.float32)
+        y0[0, 0] = 1.0
+        k = np.asarray(K.kernel_matrix(layer, jnp.asarray(x), jnp.asarray(y0), get=get))[:, 0]
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.plot(t, k)
+        ax.set_xlabel("x_1 (x = x_1 e_1)")
+        ax.set_ylabel(f"k(x, e_1) [{get}]")
+        ax.set_title(args.kernel)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        path = Path(args.out) / f"kernel_{args.kernel}.png"
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        print(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from gantk.data import DATASETS
+    from gantk.losses import LOSSES
+
+    parser = argparse.ArgumentParser(prog="gantk", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    fl = sub.add_parser("flow", help="run a particle flow")
+    fl.add_argument("--loss", default="ipm", choices=sorted(LOSSES))
+    fl.add_argument("--width", type=_width, default=None, help="'inf' (default) or a finite width")
+    fl.add_argument("--kernel", default="relu", choices=list(K.KERNELS))
+    fl.add_argument("--data", default="8gaussians", choices=DATASETS)
+    fl.add_argument("--n", type=int, default=200, help="particles")
+    fl.add_argument("--m", type=int, default=None, help="target points (default: n)")
+    fl.add_argument("--steps", type=int, default=2000)
+    fl.add_argument("--snapshot-every", type=int, default=100)
+    fl.add_argument("--eta", type=float, default=None, help="particle step (default: the thesis's eta/N times n)")
+    fl.add_argument("--tau", type=float, default=1.0)
+    fl.add_argument("--disc-lr", type=float, default=0.01)
+    fl.add_argument("--reset", action="store_true", help="re-initialise the finite discriminator each step")
+    fl.add_argument("--no-antisymmetric", action="store_true")
+    fl.add_argument("--block-size", type=int, default=None)
+    fl.add_argument("--seed", type=int, default=0)
+    fl.add_argument("--resume", action="store_true")
+    fl.add_argument("--no-gif", action="store_true")
+    fl.add_argument("--quiet", action="store_true")
+    fl.add_argument("--out", required=True)
+    fi = sub.add_parser("field", help="Dirac-GAN gradient fields (Figs 5.6-5.7)")
+    fi.add_argument("--kernel", nargs="+", default=["relu", "relu-nobias", "sigmoid", "rbf"], choices=list(K.KERNELS))
+    fi.add_argument("--loss", nargs="+", default=["ipm", "lsgan"], choices=["ipm", "lsgan"])
+    fi.add_argument("--dim", type=int, default=2)
+    fi.add_argument("--tau", type=float, default=1.0)
+    fi.add_argument("--grid", type=int, default=15)
+    fi.add_argument("--out", required=True)
+    ke = sub.add_parser("kernel", help="evaluate / plot a kernel")
+    ke.add_argument("--kernel", default="relu", choices=list(K.KERNELS))
+    ke.add_argument("--points", nargs="*", default=None, help="points as comma-separated coordinates")
+    ke.add_argument("--dim", type=int, default=2)
+    ke.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    try:
+        return {"flow": _cmd_flow, "field": _cmd_field, "kernel": _cmd_kernel}[args.command](args)
+    except ValueError as e:
+        print(f"gantk: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
