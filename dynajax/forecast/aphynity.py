@@ -44,8 +44,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
-from dynajax import _fixed_step
-from dynajax.solve import get_solver, integrate
+from dynajax.solve import integrate
 from dynajax.systems.base import PhysicalFamily
 from dynajax.train import FitResult, Uzawa, fit, init_state, make_step
 
@@ -114,9 +113,7 @@ class Aphynity:
             ``"rk4"`` (classic), or ``"euler"``, ``"midpoint"``, ``"heun"``.
         substeps: solver steps per data frame (1 in the papers).
         unroll: ``lax.scan`` unroll of the rollout (``True`` unrolls fully). On XLA:CPU,
-            convolutional fields in a rolled loop are much slower; unrolled rollouts run
-            the fixed-step scan of :mod:`dynajax._fixed_step` directly (``integrate``
-            takes no ``unroll`` argument).
+            convolutional fields in a rolled loop are much slower.
         channels_last_network: move the channel axis (axis 1 of ``[B, C, H, W]``) last
             for the network. Ignored for vector states ``[B, d]``.
     """
@@ -248,13 +245,8 @@ class Aphynity:
             raise ValueError("times must be uniformly spaced and increasing (fixed steps per frame)")
         interval = float(gaps[0])
         f = lambda t, y, p: self.field(p, y, t)
-        if self.unroll == 1:
-            ys = integrate(f, y0, ts.astype(np.float32), solver=self.solver, dt0=interval / self.substeps,
-                           args=params, backend="scan")
-        else:
-            tableau = _fixed_step.tableau_of(get_solver(self.solver))
-            ys = _fixed_step.rollout(f, tableau, y0, float(ts[0]), interval, len(ts) - 1, self.substeps,
-                                     params, unroll=self.unroll)
+        ys = integrate(f, y0, ts.astype(np.float32), solver=self.solver, dt0=interval / self.substeps,
+                       args=params, backend="scan", unroll=self.unroll)
         return jnp.moveaxis(ys, 0, 1)
 
 

@@ -47,7 +47,6 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from dynajax import _fixed_step
 from dynajax.nn import as_complex, init_spectral_state, spectral_norms
 from dynajax.solve import get_solver, integrate
 from dynajax.train import FitResult, TrainState, fit, init_state, make_step
@@ -100,9 +99,8 @@ class LeadsModel:
         omega: ``"leads"`` (the normalised L2 + spectral-norm penalty above) or
             ``"frobenius"``: ``Omega(g_e) = sum of squared weights of g_e`` (``||G_e||_F^2``
             for a linear ``g_e``, the thesis' linear-ODE check, Table 3.11).
-        unroll: ``1`` integrates with ``integrate(..., backend="scan")``; ``True`` or an int
-            ``> 1`` unrolls the fixed-step ``lax.scan`` loops (faster for conv fields on
-            XLA:CPU), through :func:`dynajax._fixed_step.rollout` (the same scheme).
+        unroll: ``lax.scan`` unroll of the fixed-step rollout (``integrate(..., unroll=)``);
+            ``True`` unrolls fully (faster for conv fields on XLA:CPU).
     """
 
     net: nn.Module
@@ -287,12 +285,9 @@ def scheduled_sampling_eps(step: Array | int, k: float = 0.99, every: int = 10) 
 
 def _solve(model: LeadsModel, field: Callable, y0: PyTree, n_frames: int) -> PyTree:
     """States at ``0, dt, ..., (n_frames - 1) dt`` from ``y0``, one fixed step per frame."""
-    if model.unroll == 1 or model.unroll is False:
-        ts = np.arange(n_frames, dtype=np.float64) * float(model.dt)
-        return integrate(field, y0, ts, solver=model.solver, dt0=float(model.dt), backend="scan")
-    tableau = _fixed_step.tableau_of(get_solver(model.solver))
-    return _fixed_step.rollout(field, tableau, y0, 0.0, float(model.dt), n_frames - 1, 1, None,
-                               unroll=model.unroll)
+    ts = np.arange(n_frames, dtype=np.float64) * float(model.dt)
+    return integrate(field, y0, ts, solver=model.solver, dt0=float(model.dt), backend="scan",
+                     unroll=model.unroll)
 
 
 def rollout(

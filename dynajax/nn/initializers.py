@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 from flax import linen as nn
 
 __all__ = [

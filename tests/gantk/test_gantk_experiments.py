@@ -2,9 +2,12 @@
 
 import math
 
+import pytest
+
 from dynajax.experiments import gantk_tables, reproduce
 
 
+@pytest.mark.slow
 def test_gantk_table_experiment_runs(tmp_path, monkeypatch):
     monkeypatch.setitem(gantk_tables.SIZES, "quick", {"n": 8, "steps": {"density": 40}, "snap": 20})
     monkeypatch.setattr(gantk_tables, "ROWS", ("IPM (inf.)",))

@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from dynajax.experiments import hidden_ns, reproduce
 
 
+@pytest.mark.slow
 def test_hidden_ns_tiny_run(tmp_path, monkeypatch):
     tiny = dict(hidden_ns.SIZES["quick"], n_train=2, n_val=2, n_test=2, train_frames=5, width=4, n_down=1,
                 n_blocks=1, T=2, substeps=1, batch=2, steps=2, val_every=1, horizon=5, models=("setting2",))

@@ -5,6 +5,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from dynajax.experiments import reproduce, ssw_sphere, swgf_blr
 from dynajax.experiments import swgf_fokker_planck as fp
@@ -28,6 +29,7 @@ def test_ou_solution_solves_the_moment_odes():
                         0.5 * (4 + 1 - 1 - math.log(4)), rel_tol=1e-12)
 
 
+@pytest.mark.slow
 def test_swgf_fokker_planck_tiny(tmp_path, monkeypatch):
     monkeypatch.setitem(fp.SIZES, "quick", {"dims": (2,), "n": 256, "batch": 128, "n_inner": 5,
                                             "lr": 1e-2, "n_proj": 8, "hidden": 8, "n_layers": 2,
@@ -63,6 +65,7 @@ def test_vmf_sampler_and_density(rng):
     assert abs(float(total) - 1.0) < 0.04
 
 
+@pytest.mark.slow
 def test_ssw_sphere_tiny(tmp_path, monkeypatch):
     monkeypatch.setitem(ssw_sphere.SIZES, "quick", {"n": 48, "n_target": 48, "n_steps": 20,
                                                     "n_proj": 16, "lr": 0.1, "n_eval": 48})
@@ -88,6 +91,7 @@ def test_blr_posterior_and_datasets():
     assert xw.shape[1] == 22 and 0.2 < np.mean(yw > 0) < 0.5  # class 0 vs rest: about 1/3
 
 
+@pytest.mark.slow
 def test_swgf_blr_tiny(tmp_path, monkeypatch):
     cfg = dict(swgf_blr.SIZES["quick"], datasets=("breast_cancer",), n=64, batch=32, n_outer=1,
                n_inner=3, n_proj=8, hidden=8, n_layers=2)
