@@ -197,23 +197,30 @@ def _checks(mean: dict, r313: dict, r315: dict, sizes: dict) -> list[Check]:
     return checks
 
 
-def _plot(results314, out_dir: Path) -> str:
+def per_env_figure(per_env: dict, title: str, path: Path, *, figsize=(8, 3.5), ncol: int = 3) -> str:
+    """Bar chart of per-environment test MSE, one bar group per method.
+
+    Args:
+        per_env: method name -> test MSE ``[seeds, n_env]``.
+        title: figure title.
+        path: PNG path (written atomically).
+    """
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    names = list(results314)
-    n_env = results314[names[0]][3].shape[-1]
+    fig, ax = plt.subplots(figsize=figsize)
+    names = list(per_env)
+    n_env = per_env[names[0]].shape[-1]
     width = 0.8 / len(names)
     for i, name in enumerate(names):
-        mse = results314[name][3]
+        mse = per_env[name]
         ax.bar(np.arange(n_env) + i * width, mse.mean(0), width, yerr=mse.std(0), label=name)
     ax.set_yscale("log")
     ax.set_xlabel("environment")
     ax.set_ylabel("test MSE (mean over seeds)")
     ax.set_xticks(np.arange(n_env) + 0.4, [str(e) for e in range(n_env)])
-    ax.legend(fontsize=7, ncol=3)
-    ax.set_title("LEADS Lotka-Volterra: per-environment test MSE")
-    return save_figure(fig, out_dir / "leads_lv_per_env.png")
+    ax.legend(fontsize=7, ncol=ncol)
+    ax.set_title(title)
+    return save_figure(fig, path)
 
 
 @register("leads-lv", "LEADS on Lotka-Volterra: Tables 3.14 (LV), 3.13 (adaptation) and 3.15 (groups)",
@@ -246,7 +253,8 @@ def run(scale: str, seeds: int, out_dir: Path) -> Result:
                         {f"test_mse_m{m}": REF_315[name].get(m) for m in per_m}))
 
     checks = _checks(mean, r313, r315, sizes)
-    fig = _plot(r314, out_dir)
+    fig = per_env_figure({name: r[3] for name, r in r314.items()},
+                         "LEADS Lotka-Volterra: per-environment test MSE", out_dir / "leads_lv_per_env.png")
     notes = (
         f"{seeds} seeds trained in one vmapped program per method; {sizes['n_steps']} Adam steps "
         f"(thesis code: 120k epochs); lambda={HPARAMS['lam']}, alpha={HPARAMS['alpha']} (thesis). "

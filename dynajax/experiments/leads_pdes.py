@@ -25,10 +25,10 @@ from pathlib import Path
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from dynajax.experiments.leads_lv import per_env_figure
 from dynajax.experiments.registry import register
-from dynajax.experiments.results import Check, Result, Row, save_figure
+from dynajax.experiments.results import Check, Result, Row
 from dynajax.forecast import leads_baselines
 from dynajax.nn import ConvNet, FNO2d, normal
 from dynajax.systems import gray_scott, navier_stokes
@@ -98,25 +98,6 @@ def _data(system: str, sizes: dict):
             f32(gen("test", sizes["n_test"])))
 
 
-def _plot(system: str, results: dict, out_dir: Path) -> str:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    names = list(results)
-    n_env = results[names[0]][1].shape[-1]
-    width = 0.8 / len(names)
-    for i, name in enumerate(names):
-        mse = results[name][1]
-        ax.bar(np.arange(n_env) + i * width, mse.mean(0), width, yerr=mse.std(0), label=name)
-    ax.set_yscale("log")
-    ax.set_xlabel("environment")
-    ax.set_ylabel("test MSE (mean over seeds)")
-    ax.set_xticks(np.arange(n_env) + 0.4, [str(e) for e in range(n_env)])
-    ax.legend(fontsize=7)
-    ax.set_title(f"LEADS {system.upper()}: per-environment test MSE")
-    return save_figure(fig, out_dir / f"leads_{system}_per_env.png")
-
-
 def run_system(system: str, scale: str, seeds: int, out_dir: Path) -> Result:
     """Table 3.14 column for ``system`` (``"gs"`` or ``"ns"``)."""
     sizes, hp = SIZES[system][scale], HPARAMS[system]
@@ -144,7 +125,9 @@ def run_system(system: str, scale: str, seeds: int, out_dir: Path) -> Result:
         checks.append(Check("LEADS below One-Per-Env", mean["LEADS"] < mean["One-Per-Env"],
                             f"{mean['LEADS']:.3g} vs {mean['One-Per-Env']:.3g}"
                             + (" (quick scale: pipeline check, not a reproduction)" if scale == "quick" else "")))
-    fig = _plot(system, results, out_dir)
+    fig = per_env_figure({name: r[1] for name, r in results.items()},
+                         f"LEADS {system.upper()}: per-environment test MSE",
+                         out_dir / f"leads_{system}_per_env.png", figsize=(6, 3.5), ncol=1)
     notes = (f"scale {scale}: {sizes['n_steps']} Adam steps, width {sizes['width']}, "
              f"{sizes['n_train']} train / {sizes['n_val']} val / {sizes['n_test']} test trajectories per "
              f"environment, {seeds} seeds; lambda = {hp['lam']}, alpha = {hp['alpha']} (thesis); "
