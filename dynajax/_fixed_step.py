@@ -18,6 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dynajax import _unroll
+
+
 class Tableau(NamedTuple):
     """An explicit Butcher tableau: nodes ``c`` of stages 2..s, rows ``a_lower``, weights."""
 
@@ -75,12 +78,16 @@ def rollout(
     n_intervals: int,
     substeps: int,
     args: Any,
-    unroll: int | bool = 1,
+    unroll: int | bool | str = "auto",
 ):
     """States at ``t0 + i * interval`` for ``i = 0..n_intervals``, ``substeps`` steps each.
 
+    ``unroll`` is the ``lax.scan`` unroll of both loops; ``"auto"`` unrolls them fully on
+    CPU when ``f`` convolves (:mod:`dynajax._unroll`).
+
     Returns the pytree of ``y0`` with a leading axis of length ``n_intervals + 1``.
     """
+    unroll = _unroll.resolve(unroll, f, t0, y0, args)
     dtype = jnp.result_type(*jax.tree_util.tree_leaves(y0))
     h = jnp.asarray(interval / substeps, dtype)
     t0 = jnp.asarray(t0, dtype)

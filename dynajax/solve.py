@@ -14,6 +14,7 @@ LEADS numbers use ``solver="rk4_38"``.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -23,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
-from dynajax import _fixed_step
+from dynajax import _fixed_step, _unroll
 from dynajax._fixed_step import tableau_of
 
 __all__ = ["RK4", "RK4_38", "SOLVERS", "integrate", "solver_order", "get_solver"]
@@ -154,6 +155,9 @@ def _check_field(f, t0, y0, args) -> None:
             )
 
 
+_TRACED_GRID = "ts, t0 and dt0 must be concrete (not traced) values"
+
+
 def _uniform_grid(solver, ts_host, t0, dt0, adaptive, adjoint) -> tuple[float, int] | str:
     """``(interval, substeps)`` when the fixed-step scan path applies, else the reason not."""
     if adaptive or adjoint != "discretize":
@@ -161,7 +165,7 @@ def _uniform_grid(solver, ts_host, t0, dt0, adaptive, adjoint) -> tuple[float, i
     if tableau_of(solver) is None:
         return f"{type(solver).__name__} is not an explicit Runge-Kutta method"
     if ts_host is None or not (_is_concrete(t0) and _is_concrete(dt0)):
-        return "ts, t0 and dt0 must be concrete (not traced) values"
+        return _TRACED_GRID
     ts_np = ts_host.astype(np.float64)
     if ts_np.shape[0] < 2 or float(t0) != ts_np[0]:
         return "it needs at least two save times, the first equal to t0"
@@ -190,7 +194,7 @@ def integrate(
     adjoint: str = "discretize",
     max_steps: int | None = None,
     backend: str = "auto",
-    unroll: int | bool = 1,
+    unroll: int | bool | str = "auto",
 ) -> PyTree[Float[Array, "n_save ..."]]:
     """Solves ``dy/dt = f(t, y, args)`` from ``y(t0) = y0`` and returns ``y`` at ``ts``.
 
@@ -214,7 +218,9 @@ def integrate(
             ``ts`` starting at ``t0`` whose spacing is a whole number of ``dt0`` steps.
             ``"auto"`` takes it whenever these hold, and diffrax otherwise.
         unroll: ``lax.scan`` unroll factor of the ``"scan"`` backend's steps (``True``:
-            fully unrolled). On XLA:CPU, convolutional fields run many times faster unrolled.
+            fully unrolled). ``"auto"`` unrolls fully on CPU when ``f`` contains a
+            convolution, which XLA:CPU runs many times slower in a rolled loop
+            (:mod:`dynajax._unroll`), and does not unroll otherwise.
 
     Returns:
         ``ys``, the pytree of ``y0`` with a leading axis ``[n_save]``.
@@ -233,6 +239,7 @@ def integrate(
     if adjoint not in _ADJOINTS:
         raise ValueError(f"unknown adjoint {adjoint!r}; allowed: {', '.join(_ADJOINTS)}")
     _check_y0(y0)
+    _unroll.check(unroll)
     # Keep a host copy of concrete save times: under jit, even jnp.asarray(numpy_ts) is
     # traced, and the checks and the fixed-grid fast path need the values.
     ts_host = None if isinstance(ts, jax.core.Tracer) else np.asarray(ts)
@@ -280,6 +287,13 @@ def integrate(
         if isinstance(grid, str):
             if backend == "scan":
                 raise ValueError(f"backend='scan' cannot run this solve: {grid}")
+            if grid == _TRACED_GRID:
+                warnings.warn(
+                    "integrate(backend='auto') falls back to diffrax because ts, t0 or dt0 "
+                    "is traced (e.g. built with jnp inside jit); build them with numpy, or "
+                    "pass them as static values, for the faster fixed-step scan backend",
+                    stacklevel=2,
+                )
         else:
             interval, substeps = grid
             return _fixed_step.rollout(

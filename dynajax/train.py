@@ -28,6 +28,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, PyTree
 
+from dynajax import _unroll
 from dynajax._io import atomic_write_bytes
 
 __all__ = [
@@ -312,7 +313,7 @@ def fit(
     seeds: bool = False,
     checkpoint: str | os.PathLike | None = None,
     progress: bool = True,
-    unroll: int | bool = 1,
+    unroll: int | bool | str = "auto",
 ) -> FitResult:
     """Runs ``n_steps`` training steps in compiled ``lax.scan`` chunks.
 
@@ -336,7 +337,9 @@ def fit(
         checkpoint: path of an ``.npz`` checkpoint written atomically after each chunk; if
             it exists at the start, the run resumes from it exactly.
         progress: show a progress bar (tqdm) over steps.
-        unroll: ``unroll`` argument of the chunk's ``lax.scan``.
+        unroll: ``unroll`` argument of the chunk's ``lax.scan``. ``"auto"``: a rolled scan,
+            except for a step that contains a convolution on CPU, which runs as a Python
+            loop of one compiled step (:mod:`dynajax._unroll`); results are identical.
 
     Returns:
         A :class:`FitResult`.
@@ -373,10 +376,34 @@ def fit(
         batch = sample(jax.random.fold_in(st.key, st.step))
         return step(st, batch)
 
-    @functools.partial(jax.jit, static_argnums=1)
-    def run_chunk(st: TrainState, n: int):
+    _unroll.check(unroll)
+    if unroll == _unroll.AUTO:
+        # A step that convolves runs as a Python loop of one compiled step on CPU: XLA:CPU
+        # runs convolutions inside a rolled scan many times slower, and unrolling a whole
+        # chunk would multiply the compile time by its length (dynajax._unroll).
+        probe = jax.vmap(one_step, in_axes=(0, None)) if seeds else one_step
+        loop = _unroll.should_unroll(probe, state, None)
+        unroll = 1
+    else:
+        loop = False
+
+    def scan_chunk(st: TrainState, n: int):
         chunk = lambda s: jax.lax.scan(one_step, s, None, length=n, unroll=unroll)  # noqa: E731
         return jax.vmap(chunk)(st) if seeds else chunk(st)
+
+    if loop:
+        # Not a scan of length 1: XLA:CPU keeps that loop, and the slow path with it.
+        step_once = jax.jit(jax.vmap(one_step, in_axes=(0, None)) if seeds else one_step)
+
+        def run_chunk(st: TrainState, n: int):
+            outs = []
+            for _ in range(n):
+                st, m = step_once(st, None)
+                outs.append(m)
+            axis = 1 if seeds else 0
+            return st, jax.tree_util.tree_map(lambda *ms: jnp.stack(ms, axis), *outs)
+    else:
+        run_chunk = jax.jit(scan_chunk, static_argnums=1)
     val_fn = None
     if validate is not None:
         val_fn = jax.jit(jax.vmap(validate) if seeds else validate)

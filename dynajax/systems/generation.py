@@ -28,6 +28,7 @@ __all__ = [
     "check_split",
     "env_noise",
     "simulate",
+    "simulate_envs",
     "split_key",
     "time_grid",
 ]
@@ -171,6 +172,38 @@ def simulate(
             ys = solve(jnp.asarray(y0[idx]), {k: jnp.asarray(v[idx]) for k, v in full.items()}, ts)
             outs.append(np.asarray(ys)[:m])
         return np.concatenate(outs).astype(np.float64)
+
+
+def simulate_envs(
+    field: Callable[[Any, Array, Mapping[str, Any]], Array],
+    y0: Float[ArrayLike, "n_per_env *state"],
+    env_params: Mapping[str, ArrayLike],
+    ts: Float[ArrayLike, " n_time"],
+    *,
+    key_noise: Array,
+    noise_std: float,
+    **solve_kw,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The same initial states solved in every environment, plus :func:`env_noise`.
+
+    Args:
+        field, ts, solve_kw: as :func:`simulate`.
+        y0: ``[n_per_env, *state_shape]`` initial states shared by the environments.
+        env_params: parameter name -> ``[n_env]`` values, one per environment.
+        key_noise, noise_std: observation noise ``noise_std * env_noise(key_noise, ...)``.
+
+    Returns:
+        ``(states [n_env * n_per_env, n_time, *state], per_traj)``, environment-major
+        (trajectory ``e * n_per_env + i``), with ``per_traj`` the repeated parameters.
+    """
+    y0 = np.asarray(y0, np.float64)
+    n_env = len(np.asarray(next(iter(env_params.values()))))
+    per_traj = {k: np.repeat(np.asarray(v), len(y0)) for k, v in env_params.items()}
+    states = simulate(field, np.tile(y0, (n_env,) + (1,) * (y0.ndim - 1)), per_traj, ts, **solve_kw)
+    if noise_std > 0:
+        noise = env_noise(key_noise, n_env, len(y0), tuple(states.shape[1:]))
+        states = states + noise_std * np.asarray(noise, np.float64)
+    return states, per_traj
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))

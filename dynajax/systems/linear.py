@@ -202,18 +202,13 @@ def resolve_envs(envs: Sequence[int | Mapping[str, Any]] | None = None) -> list[
 def _simulate(key_ic, key_noise, envs, n_per_env, times, noise_std, q_seed, solver, rtol, atol):
     """ICs (shared across environments), solves and noise; module-level for monkeypatching."""
     with jax.enable_x64(True):
-        y0 = np.asarray(sample_initial(key_ic, n_per_env), np.float64)
-        y0_all = np.tile(y0, (len(envs), 1))  # env-major
-        per_traj = {
-            "zero_index": np.repeat(np.asarray([e["zero_index"] for e in envs], np.int32), n_per_env),
-            "eigenvalue": np.repeat(np.asarray([e["eigenvalue"] for e in envs], np.float64), n_per_env),
+        env_params = {
+            "zero_index": np.asarray([e["zero_index"] for e in envs], np.int32),
+            "eigenvalue": np.asarray([e["eigenvalue"] for e in envs], np.float64),
         }
-        states = _gen.simulate(_field_for(q_seed), y0_all, per_traj, times, solver=solver,
-                               rtol=rtol, atol=atol)
-        if noise_std > 0:
-            states = states + noise_std * np.asarray(
-                _gen.env_noise(key_noise, len(envs), n_per_env, tuple(states.shape[1:])), np.float64)
-        return states, per_traj
+        return _gen.simulate_envs(_field_for(q_seed), sample_initial(key_ic, n_per_env), env_params,
+                                  times, key_noise=key_noise, noise_std=noise_std, solver=solver,
+                                  rtol=rtol, atol=atol)
 
 
 def generate(

@@ -167,15 +167,10 @@ def resolve_envs(envs: Sequence[int | Mapping[str, float]] | None = None) -> lis
 def _simulate(key_ic, key_noise, envs, n_per_env, times, ic_range, noise_std, solver, rtol, atol):
     """ICs (shared across environments), solves and noise; module-level for monkeypatching."""
     with jax.enable_x64(True):
-        y0 = np.asarray(sample_initial(key_ic, n_per_env, ic_range=ic_range), np.float64)
-        m = len(envs)
-        y0_all = np.tile(y0, (m, 1))  # env-major: trajectory e * n_per_env + i
-        per_traj = {k: np.repeat([e[k] for e in envs], n_per_env) for k in PARAMS}
-        states = _gen.simulate(field, y0_all, per_traj, times, solver=solver, rtol=rtol, atol=atol)
-        if noise_std > 0:
-            states = states + noise_std * np.asarray(
-                _gen.env_noise(key_noise, len(envs), n_per_env, tuple(states.shape[1:])), np.float64)
-        return states, per_traj
+        y0 = sample_initial(key_ic, n_per_env, ic_range=ic_range)
+        env_params = {k: np.asarray([e[k] for e in envs]) for k in PARAMS}
+        return _gen.simulate_envs(field, y0, env_params, times, key_noise=key_noise,
+                                  noise_std=noise_std, solver=solver, rtol=rtol, atol=atol)
 
 
 def generate(

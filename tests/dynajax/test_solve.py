@@ -59,6 +59,7 @@ _CONVERGENCE = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:integrate.backend=.auto.. falls back to diffrax")
 @pytest.mark.parametrize("name", list(_CONVERGENCE))
 def test_convergence_order_on_logistic(name):
     order, sl, tol = _CONVERGENCE[name]
@@ -270,6 +271,7 @@ def test_vmap_over_initial_conditions_equals_loop(rng):
     np.testing.assert_allclose(batched, exact, rtol=0, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:integrate.backend=.auto.. falls back to diffrax")
 def test_jit_with_traced_inputs_and_closed_over_constants():
     ts = jnp.linspace(0.0, 1.0, 3)
     y0 = jnp.array([1.0, 2.0])
