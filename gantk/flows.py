@@ -11,6 +11,11 @@ Each step (specs/gantk.md 1.7):
 
 For the infinite IPM this is gradient descent with step ``eta`` on ``(tau/2) MMD_k^2``
 (:func:`ntk_mmd2`): the NTK-MMD gradient flow (Prop 5.8 and Arbel et al. 2019).
+
+The kernel of a :class:`FlowConfig` is a name, a :class:`gantk.kernels.Layer` or any
+neural-tangents-style ``kernel_fn(x1, x2, get)``. :func:`make_sharded_ipm_step` splits the
+particles over the devices of a :mod:`dynajax.parallel` mesh, with blocked kernel evaluation
+(memory ``O(block * (N + M))`` per device; 20 000 particles in ``benchmarks/gantk.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from gantk.losses import get_loss
 
 __all__ = [
     "FlowConfig", "FlowState", "ntk_mmd2", "init_state", "make_step", "make_flow", "run_flow",
+    "resolve_kernel", "infinite_particle_gradient", "make_sharded_ipm_step",
     "generator_mlp", "make_generator_step",
 ]
 
@@ -40,7 +46,11 @@ class FlowConfig:
 
     Attributes:
         loss: ``"ipm"``, ``"lsgan"`` or ``"gan"``.
-        kernel: kernel name of :data:`gantk.kernels.KERNELS` (the architecture).
+        kernel: kernel name of :data:`gantk.kernels.KERNELS` (the architecture), a
+            :class:`gantk.kernels.Layer`, or any callable ``kernel_fn(x1, x2, get)`` with
+            neural-tangents' signature (e.g. an ``nt.stax`` kernel; infinite width only).
+        get: which kernel of a Layer / callable to use (``"ntk"`` or ``"nngp"``); ``None``
+            means ``"ntk"`` (names fix it themselves: ``"nngp"`` for ``"rbf"``).
         width: ``None`` for the infinite-width discriminator, else the finite width.
         tau: infinite-width training time.
         eta: particle step size (``eta / N`` per particle).
@@ -54,7 +64,7 @@ class FlowConfig:
     """
 
     loss: str = "ipm"
-    kernel: str = "relu"
+    kernel: Any = "relu"
     width: int | None = None
     tau: float = 1.0
     eta: float = 1000.0
@@ -65,14 +75,27 @@ class FlowConfig:
     krylov_dim: int = 32
     ode_steps: int = 50
     block_size: int | None = None
+    get: str | None = None
 
     def __post_init__(self):
         get_loss(self.loss)
-        K.get_kernel(self.kernel)
+        if isinstance(self.kernel, str):
+            K.get_kernel(self.kernel)
+        elif not (isinstance(self.kernel, K.Layer) or callable(self.kernel)):
+            raise ValueError(
+                f"kernel must be a name ({', '.join(K.KERNELS)}), a gantk.kernels.Layer or a callable "
+                f"kernel_fn(x1, x2, get) -> [n1, n2]; got {self.kernel!r}"
+            )
+        if self.get not in (None, "ntk", "nngp"):
+            raise ValueError(f"get must be None, 'ntk' or 'nngp'; got {self.get!r}")
         if self.width is not None and (int(self.width) != self.width or self.width < 1):
             raise ValueError(f"width must be None (infinite) or a positive integer; got {self.width!r}")
         if self.width is not None and self.kernel == "rbf":
             raise ValueError("the RBF kernel has no finite-width network; use width=None")
+        if self.width is not None and not isinstance(self.kernel, str | K.Layer):
+            raise ValueError("a kernel_fn callable has no finite-width network; use width=None or a Layer")
+        if self.block_size is not None and (int(self.block_size) != self.block_size or self.block_size < 1):
+            raise ValueError(f"block_size must be None or a positive integer; got {self.block_size!r}")
         for name in ("tau", "eta", "disc_lr"):
             v = getattr(self, name)
             if not (np.isfinite(v) and v >= 0):
@@ -97,8 +120,16 @@ def ntk_mmd2(kernel, x: ArrayLike, y: ArrayLike, *, get: str = "ntk") -> Float[A
     return jnp.mean(kxx) + jnp.mean(kyy) - 2 * jnp.mean(kxy)
 
 
+def resolve_kernel(cfg: FlowConfig) -> tuple[Any, str]:
+    """``(kernel, get)`` of a config: a name becomes its :class:`gantk.kernels.Layer` (finite width
+    ``cfg.width``) and fixes ``get``; a Layer or callable is kept, with ``get = cfg.get or "ntk"``."""
+    if isinstance(cfg.kernel, str):
+        return K.get_kernel(cfg.kernel, width=cfg.width or 128)
+    return cfg.kernel, cfg.get or "ntk"
+
+
 def _finite(cfg: FlowConfig) -> D.FiniteDiscriminator:
-    layer, _ = K.get_kernel(cfg.kernel, width=cfg.width)
+    layer, _ = resolve_kernel(cfg)
     return D.FiniteDiscriminator(layer, cfg.antisymmetric)
 
 
@@ -112,24 +143,49 @@ def init_state(cfg: FlowConfig, x0: ArrayLike, key: Array) -> FlowState:
     return FlowState(x0, params, key)
 
 
+def _disc_kw(cfg: FlowConfig) -> dict:
+    if cfg.loss == "lsgan":
+        return {"method": cfg.lsgan_method, "krylov_dim": cfg.krylov_dim}
+    return {} if cfg.loss == "ipm" else {"steps": cfg.ode_steps}
+
+
+def infinite_particle_gradient(cfg: FlowConfig, x: Array, y: Array, kyy: Array | None = None) -> Array:
+    """``grad_x c(f_tau)(x_i) [N, d]`` of the infinite-width discriminator trained on ``(x, y)``.
+
+    For Layer kernels and the losses that need the Gram matrix ``K(S, S)`` (LSGAN, GAN), one
+    fused pass gives ``k(x, S)`` with its partial derivatives (:func:`gantk.kernels.kernel_partials`);
+    the Gram is assembled from it and from ``kyy = K(y, y)`` (passed in, as the target is fixed,
+    or computed), using the kernel's symmetry: ``K(y, x) = K(x, y)^T``.
+    """
+    kernel, get = resolve_kernel(cfg)
+    loss = get_loss(cfg.loss)
+    if cfg.loss == "ipm" or cfg.block_size is not None or not K.is_dot_product_kernel(kernel):
+        disc = D.infinite(cfg.loss, kernel, x, y, cfg.tau, get=get, block_size=cfg.block_size, **_disc_kw(cfg))
+        return D.particle_gradient(loss, disc, kernel, x, get=get, block_size=cfg.block_size)
+    n = x.shape[0]
+    sup = D.make_support(x, y)
+    k, k_q, k_a = K.kernel_partials(kernel, x, sup.points, get=get)
+    kyy = K.kernel_matrix(kernel, y, y, get=get) if kyy is None else kyy
+    kxx = 0.5 * (k[:, :n] + k[:, :n].T)
+    gram = jnp.block([[kxx, k[:, n:]], [k[:, n:].T, kyy.astype(k.dtype)]])
+    disc = D.infinite(cfg.loss, kernel, x, y, cfg.tau, get=get, gram=gram, **_disc_kw(cfg))
+    f, g = K.contract_partials(x, sup.points, disc.coef, k, k_q, k_a)
+    return jax.vmap(jax.grad(loss.c))(f)[:, None] * g
+
+
 def make_step(cfg: FlowConfig, y: Array) -> Callable[[FlowState], FlowState]:
     """The pure step ``state -> state`` towards the fixed target ``y [M, d]``."""
-    n_get = K.get_kernel(cfg.kernel)[1]
-    layer = K.get_kernel(cfg.kernel)[0]
     loss = get_loss(cfg.loss)
 
     if cfg.width is None:
-        def disc_kw():
-            if cfg.loss == "lsgan":
-                return {"method": cfg.lsgan_method, "krylov_dim": cfg.krylov_dim}
-            if cfg.loss == "ipm":
-                return {}
-            return {"steps": cfg.ode_steps}
+        kernel, get = resolve_kernel(cfg)
+        kyy = None
+        if cfg.loss != "ipm" and cfg.block_size is None and K.is_dot_product_kernel(kernel):
+            kyy = K.kernel_matrix(kernel, y, y, get=get)  # the target is fixed: once per flow
 
         def step(state: FlowState) -> FlowState:
             x = state.x
-            disc = D.infinite(cfg.loss, layer, x, y, cfg.tau, get=n_get, block_size=cfg.block_size, **disc_kw())
-            g = D.particle_gradient(loss, disc, layer, x, get=n_get, block_size=cfg.block_size)
+            g = infinite_particle_gradient(cfg, x, y, kyy)
             return state._replace(x=x - (cfg.eta / x.shape[0]) * g)
 
         return step
@@ -195,11 +251,10 @@ def make_generator_step(cfg: FlowConfig, y: Array, generator: K.Layer, lr: float
     """
     if cfg.width is not None:
         raise ValueError("generator training is implemented for the infinite-width discriminator (width=None)")
-    layer, get = K.get_kernel(cfg.kernel)
+    layer, get = resolve_kernel(cfg)
     pk = K.as_pair_kernel(layer, get)
     loss = get_loss(cfg.loss)
-    kw = {"method": cfg.lsgan_method, "krylov_dim": cfg.krylov_dim} if cfg.loss == "lsgan" else (
-        {} if cfg.loss == "ipm" else {"steps": cfg.ode_steps})
+    kw = _disc_kw(cfg)
 
     def step(theta, z, z_disc):
         x_disc = jax.lax.stop_gradient(generator.apply(theta, z_disc))
@@ -213,3 +268,41 @@ def make_generator_step(cfg: FlowConfig, y: Array, generator: K.Layer, lr: float
         return jax.tree.map(lambda p, d: p - lr * d, theta, g), val
 
     return step
+
+
+def make_sharded_ipm_step(cfg: FlowConfig, mesh, axis: str = "data") -> Callable:
+    """The infinite-width IPM particle step with the particles sharded over ``mesh``'s ``axis``.
+
+    Built with :func:`dynajax.parallel.data_parallel`: ``pstep(y, x) -> (y, x_new)`` with the
+    target ``y [M, d]`` replicated (the "state") and the particles ``x [N, d]`` split over the
+    devices (the "batch"; ``N`` divisible by their number). Each device gathers the ``N x d``
+    particles (the discriminator's support is every particle) and evaluates the witness
+    gradient for its own ``N / n_dev`` rows in row blocks of ``cfg.block_size``, so its memory
+    is ``O(block_size * (N + M))``, never ``O(N * (N + M))``. Same numbers as :func:`make_step`
+    up to the order of summation.
+
+    Args:
+        cfg: an infinite-width (``width=None``) ``"ipm"`` config.
+        mesh: a :func:`dynajax.parallel.make_mesh` mesh.
+        axis: the mesh axis the particles are split over.
+    """
+    from jax.sharding import PartitionSpec as P
+
+    from dynajax import parallel as par
+
+    if cfg.loss != "ipm" or cfg.width is not None:
+        raise ValueError(f"the sharded step is the infinite-width IPM one; got loss={cfg.loss!r}, width={cfg.width!r}")
+    kernel, get = resolve_kernel(cfg)
+
+    def local(x_loc, x_all, y):
+        n, m = x_all.shape[0], y.shape[0]
+        coef = cfg.tau * jnp.where(jnp.arange(n + m) < n, 1.0 / n, -1.0 / m).astype(x_loc.dtype)
+        _, g = K.weighted_sum_and_grad(kernel, x_loc, jnp.concatenate([x_all, y]), coef, get=get,
+                                       block_size=cfg.block_size)
+        return x_loc - (cfg.eta / n) * g
+
+    def step(y, x):
+        new = jax.shard_map(local, mesh=mesh, in_specs=(P(axis), P(), P()), out_specs=P(axis))(x, x, y)
+        return y, new
+
+    return par.data_parallel(step, mesh, axis)
