@@ -72,7 +72,7 @@ def _import_torch(ctx: Context, workload: str):
 
 def _dense_layers(net_params) -> list[tuple[np.ndarray, np.ndarray]]:
     """``[(kernel [in, out], bias [out]), ...]`` of an :class:`MLP`'s params, in order."""
-    p = net_params["params"] if "params" in net_params else net_params
+    p = net_params.get("params", net_params)
     names = sorted((k for k in p if k.startswith("Dense_")), key=lambda k: int(k.split("_")[1]))
     return [(np.asarray(p[k]["kernel"]), np.asarray(p[k]["bias"])) for k in names]
 

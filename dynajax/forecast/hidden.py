@@ -43,6 +43,7 @@ import optax
 from jaxtyping import Array, Float
 
 from dynajax._fixed_step import _EULER, Tableau, rk_step
+from dynajax._unroll import contains_convolution, should_unroll
 from dynajax.train import StepFn, TrainState, make_step
 
 __all__ = [
@@ -131,40 +132,6 @@ def ChannelProjection(channels: Sequence[int], n_state: int) -> PointwiseLinear:
         raise ValueError(f"channels must be distinct indices in [0, {n_state}), got {channels}")
     eye = np.eye(n_state)
     return PointwiseLinear(tuple(tuple(float(v) for v in eye[c]) for c in channels))
-
-
-# -- the automatic unroll decision ----------------------------------------------------------
-
-
-def _jaxprs_in(value):
-    if hasattr(value, "eqns"):
-        yield value
-    elif hasattr(value, "jaxpr") and hasattr(value.jaxpr, "eqns"):
-        yield value.jaxpr
-    elif isinstance(value, (tuple, list)):
-        for v in value:
-            yield from _jaxprs_in(v)
-
-
-def _has_conv(jaxpr) -> bool:
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "conv_general_dilated":
-            return True
-        for v in eqn.params.values():
-            if any(_has_conv(j) for j in _jaxprs_in(v)):
-                return True
-    return False
-
-
-def contains_convolution(fn: Callable, *args) -> bool:
-    """Whether ``fn(*args)`` traces to a program with a convolution (sub-jaxprs included)."""
-    return _has_conv(jax.make_jaxpr(fn)(*args).jaxpr)
-
-
-def should_unroll(fn: Callable, *args, backend: str | None = None) -> bool:
-    """The rule of :func:`rollout`: unroll loops of ``fn`` iff on CPU and ``fn`` convolves."""
-    backend = jax.default_backend() if backend is None else backend
-    return backend == "cpu" and contains_convolution(fn, *args)
 
 
 # -- the model ------------------------------------------------------------------------------

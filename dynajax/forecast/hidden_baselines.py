@@ -9,7 +9,8 @@
   states (Prop. 2.2), fitted on a few full-state sequences.
 
 All modules take channels-first ``[..., C, H, W]`` (the :mod:`dynajax.systems` convention)
-and use circular padding (periodic domains).
+and use circular padding (periodic domains) unless ``padding="REFLECT"`` (no-flux walls, e.g.
+the cardiac slab) or ``"SAME"`` (zeros).
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from dynajax.nn import ConvNet, orthogonal
 __all__ = ["PKnI", "ResNet", "UNet", "fit_restructuring", "gaussian_warp", "pkni_penalty"]
 
 
-def _conv(features, stride=1, gain=1.0, name=None):
-    return nn.Conv(features, (3, 3), strides=stride, padding="CIRCULAR",
+PADDINGS = ("CIRCULAR", "REFLECT", "SAME")
+
+
+def _conv(features, stride=1, gain=1.0, name=None, padding="CIRCULAR"):
+    return nn.Conv(features, (3, 3), strides=stride, padding=padding,
                    kernel_init=orthogonal(gain), name=name)
 
 
@@ -50,6 +54,7 @@ class ResNet(nn.Module):
         n_blocks: residual blocks at the coarsest resolution.
         skip: residual skips in the blocks and the full-resolution concatenation.
         out_gain: gain of the orthogonal init of the output conv.
+        padding: ``"CIRCULAR"`` (periodic), ``"REFLECT"`` or ``"SAME"`` (zeros).
     """
 
     out_channels: int
@@ -58,26 +63,29 @@ class ResNet(nn.Module):
     n_blocks: int = 3
     skip: bool = True
     out_gain: float = 0.1
+    padding: str = "CIRCULAR"
 
     @nn.compact
     def __call__(self, x: Float[Array, "... C H W"]) -> Float[Array, "... out H W"]:
         H, W = x.shape[-2:]
+        if self.padding not in PADDINGS:
+            raise ValueError(f"unknown padding {self.padding!r}; allowed: {', '.join(PADDINGS)}")
         if H % 2**self.n_down or W % 2**self.n_down:
             raise ValueError(f"the grid {H}x{W} must be divisible by 2 ** n_down = {2 ** self.n_down}")
         act = nn.relu
-        h0 = act(_conv(self.width)(jnp.moveaxis(x, -3, -1)))
+        h0 = act(_conv(self.width, padding=self.padding)(jnp.moveaxis(x, -3, -1)))
         h = h0
         for _ in range(self.n_down):
-            h = act(_conv(self.width, stride=2)(h))
+            h = act(_conv(self.width, stride=2, padding=self.padding)(h))
         for _ in range(self.n_blocks):
-            r = _conv(self.width)(act(_conv(self.width)(h)))
+            r = _conv(self.width, padding=self.padding)(act(_conv(self.width, padding=self.padding)(h)))
             h = act(h + r) if self.skip else act(r)
         for _ in range(self.n_down):
-            h = act(_conv(self.width)(_upsample(h)))
+            h = act(_conv(self.width, padding=self.padding)(_upsample(h)))
         if self.skip:
             h = jnp.concatenate([h, h0], axis=-1)
-        h = act(_conv(self.width)(h))
-        out = _conv(self.out_channels, gain=self.out_gain)(h)
+        h = act(_conv(self.width, padding=self.padding)(h))
+        out = _conv(self.out_channels, gain=self.out_gain, padding=self.padding)(h)
         return jnp.moveaxis(out, -1, -3)
 
 
@@ -90,29 +98,33 @@ class UNet(nn.Module):
         width: channels at full resolution (doubled at each level).
         depth: levels (the grid must be divisible by ``2 ** depth``).
         out_gain: gain of the orthogonal init of the output conv.
+        padding: ``"CIRCULAR"`` (periodic), ``"REFLECT"`` or ``"SAME"`` (zeros).
     """
 
     out_channels: int
     width: int = 16
     depth: int = 3
     out_gain: float = 1.0
+    padding: str = "CIRCULAR"
 
     @nn.compact
     def __call__(self, x: Float[Array, "... C H W"]) -> Float[Array, "... out H W"]:
         H, W = x.shape[-2:]
+        if self.padding not in PADDINGS:
+            raise ValueError(f"unknown padding {self.padding!r}; allowed: {', '.join(PADDINGS)}")
         if H % 2**self.depth or W % 2**self.depth:
             raise ValueError(f"the grid {H}x{W} must be divisible by 2 ** depth = {2 ** self.depth}")
         act = lambda z: nn.leaky_relu(z, 0.1)
-        h = act(_conv(self.width)(jnp.moveaxis(x, -3, -1)))
+        h = act(_conv(self.width, padding=self.padding)(jnp.moveaxis(x, -3, -1)))
         skips = [h]
         for i in range(self.depth):
             w = self.width * 2 ** (i + 1)
-            h = act(_conv(w)(act(_conv(w, stride=2)(h))))
+            h = act(_conv(w, padding=self.padding)(act(_conv(w, stride=2, padding=self.padding)(h))))
             skips.append(h)
         for i in reversed(range(self.depth)):
             h = _upsample(h)
-            h = act(_conv(self.width * 2**i)(jnp.concatenate([h, skips[i]], axis=-1)))
-        out = _conv(self.out_channels, gain=self.out_gain)(h)
+            h = act(_conv(self.width * 2**i, padding=self.padding)(jnp.concatenate([h, skips[i]], axis=-1)))
+        out = _conv(self.out_channels, gain=self.out_gain, padding=self.padding)(h)
         return jnp.moveaxis(out, -1, -3)
 
 
