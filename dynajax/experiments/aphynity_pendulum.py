@@ -4,7 +4,7 @@ Damped pendulum, ``T0 = 6``, ``alpha = 0.2``, 25/25/25 trajectories of 40 frames
 ``dt = 0.5`` with noise ``sigma = 0.01`` (:func:`dynajax.systems.pendulum.generate`, data
 seed 0). Models integrate with the RK4 3/8 rule, one step per frame; training trajectory
 MSE includes frame 0 (the released code's ``nn.MSELoss``); the penalty is the
-``"l2_normalized"`` one; ``lambda0 = 1``, ``N_iter = 5``, Adam, ``tau2`` per scale. All seeds of a
+``"l2_normalized"`` one; ``N_iter = 5``, Adam, ``(lambda0, tau2) = (1, 10)`` (:data:`MULTIPLIER`). All seeds of a
 method train in one compiled program (``vmap``); each seed keeps the parameters with the best
 *validation* trajectory MSE (the released code selects on test). Metrics on the test split:
 natural-log MSE, ``T0`` error (%), and ``sum ||F_a||^2`` over the 1000 training states.
@@ -13,10 +13,25 @@ Param ODE rows are least-squares fits (:func:`dynajax.systems.fit.fit_family`, t
 frictionless one from a grid start): the optimum of the same trajectory loss, deterministic,
 so the same for every seed.
 
+Learning rates are selected on the **validation** split: every trained row trains a small
+grid of Adam rates (``lr_grid``; the physical parameters get ``physical_ratio`` times the
+network's rate) together with its seeds in one ``vmap``-ped program, and keeps the grid point
+with the lowest mean (over seeds) log validation MSE; the test split is evaluated only for that
+grid point. The chosen rate is reported per row (``lr``, with ``val_log_mse``).
+
 Deviations, by necessity of the CPU budget (see ``SIZES`` and the report notes): the code runs
-50000 epochs x 5 Adam steps (250k steps); here ``n_steps`` per scale, with a larger Adam
-rate on the physical parameters (``lr_physical``) so that ``omega0^2`` can travel from its
-initial 0.2 to about 1.1 within the budget; the quick scale also narrows the MLP.
+50000 epochs x 5 Adam steps (250k steps) at a constant rate 1e-3; here ``n_steps`` per scale
+with a cosine decay of the rate (to 1% of its start) and the validation-selected start rate,
+and the quick scale narrows the MLP. The Hamiltonian rows use a Hamiltonian neural network
+(:class:`dynajax.forecast.hamiltonian.HamiltonianNet`, tanh) as ``F_p``, as the thesis.
+
+The initial conditions follow the released code's distribution (radius ``U[1.3, 2.3]``),
+which contains states above the separatrix energy (rotations that friction later captures):
+on the data of seed 0 one test trajectory starts at 1.21 times the separatrix energy and,
+with the noisy ``X_0``, dominates the True ODE floor (ln MSE -7.46 where the thesis reports
+-8.58). The generator is the spec's; we report the floor beside the rows rather than change
+the data, plus a diagnostic ``log_mse_below_separatrix`` (the test trajectories whose observed
+``X_0`` lies below the separatrix energy), which is not a thesis metric.
 """
 
 from __future__ import annotations
@@ -31,24 +46,43 @@ import numpy as np
 
 from dynajax.experiments.registry import register
 from dynajax.experiments.results import Check, Result, Row, save_figure
-from dynajax.forecast.aphynity import Aphynity, TrainConfig, evaluate_mse, train
-from dynajax.forecast.baselines import neural_ode
+from dynajax.forecast import hamiltonian
+from dynajax.forecast.aphynity import (
+    Aphynity,
+    TrainConfig,
+    evaluate_mse,
+    select_on_validation,
+    train,
+)
+from dynajax.forecast.baselines import neural_ode, param_only
 from dynajax.nn import MLP, orthogonal
 from dynajax.systems import fit, pendulum
 
 # Sizes per scale. `full` is the thesis network (MLP 2-200-200-2) with a longer budget;
 # `quick` narrows it to 64 units and trains fewer steps so that the run takes minutes.
+# `lr_grid`: Adam rates of the network tried for every trained row (selected on validation);
+# the physical parameters get `physical_ratio` times the rate (a Hamiltonian network, a
+# network itself, gets the same rate).
 SIZES = {
-    "quick": {"n_traj": 25, "hidden": 64, "n_steps": 3000, "chunk": 250, "lr": 3e-3, "lr_physical": 3e-2,
-              "tau2": 0.3, "ablations": ("vanilla", "non_adaptive", "derivative"), "true_ode": False},
-    "full": {"n_traj": 25, "hidden": 200, "n_steps": 20000, "chunk": 500, "lr": 1e-3, "lr_physical": 1e-2,
-             "tau2": 1.0, "ablations": ("vanilla", "non_adaptive", "derivative"), "true_ode": True},
+    "quick": {"n_traj": 25, "hidden": 64, "n_steps": 1500, "chunk": 250, "lr_grid": (3e-3, 1e-2),
+              "physical_ratio": 10.0, "schedule": "cosine",
+              "ablations": ("vanilla", "non_adaptive", "derivative"), "true_ode": False, "hamiltonian": True},
+    "full": {"n_traj": 25, "hidden": 200, "n_steps": 20000, "chunk": 500, "lr_grid": (1e-3, 3e-3, 1e-2),
+             "physical_ratio": 10.0, "schedule": "cosine",
+             "ablations": ("vanilla", "non_adaptive", "derivative"), "true_ode": True, "hamiltonian": True},
 }
 DATA_SEED = 0
+# (lambda0, tau2) of the multiplier, one schedule for every variant as in the released code
+# (which uses (1, 1)); tau2 = 10 is thesis Table 3.1's value for APHYNITY (w0). Table 3.1's
+# (w0, alpha) values (1000, 100) make the penalty negligible from the first step: within this
+# budget alpha is then not identified (a quick run gave alpha = 0.82 for 0.2).
+MULTIPLIER = (1.0, 10.0)
 
 # method name -> thesis reference (log_mse, t0_error_pct, fa_norm_sq)
 REFERENCE = {
     "Neural ODE": {"log_mse": -2.84},
+    "Hamiltonian": {"log_mse": -0.35},
+    "APHYNITY Hamiltonian": {"log_mse": -3.97, "fa_norm_sq": 623.0},
     "Param ODE (w0)": {"log_mse": -0.14, "t0_error_pct": 13.2},
     "APHYNITY Param ODE (w0)": {"log_mse": -7.86, "t0_error_pct": 4.0, "fa_norm_sq": 132.0},
     "Param ODE (w0, alpha)": {"log_mse": -8.28, "t0_error_pct": 0.45},
@@ -75,24 +109,37 @@ def _seed_params(params, s):
     return jax.tree_util.tree_map(lambda x: x[s], params)
 
 
-def _trained_row(model, cfg, data, seeds) -> tuple[dict[str, list[float]], object]:
+def _trained_row(model, cfg, data, seeds, grid, ratio, below) -> tuple[dict[str, list[float]], object]:
+    """Trains ``grid x seeds`` members in one program; evaluates the validation-selected grid point."""
     train_ds, val_ds, test_ds = data
-    keys = jax.random.split(jax.random.key(1), seeds)
-    res = train(model, train_ds.states, val_ds.states, train_ds.times, cfg, keys)
+    seed_keys = jax.random.split(jax.random.key(1), seeds)
+    n_grid = len(grid)
+    keys = jnp.concatenate([seed_keys] * n_grid)  # grid-major; same seeds at every grid point
+    lrs = np.repeat(np.asarray(grid, np.float64), seeds)
+    res = train(model, train_ds.states, val_ds.states, train_ds.times, cfg, keys, lr=lrs,
+                lr_physical=None if model.physics is None else lrs * ratio)
+    best, _ = select_on_validation(res.best_val, n_grid)
+    chosen = slice(best * seeds, (best + 1) * seeds)
+    params = jax.tree_util.tree_map(lambda x: x[chosen], res.best_params)
     test = jnp.asarray(test_ds.states, jnp.float32)
     flat = jnp.asarray(train_ds.states, jnp.float32).reshape(-1, 2)
-    # one compiled evaluation for all seeds
-    mse = jax.jit(jax.vmap(lambda p: evaluate_mse(model, p, test, test_ds.times)))(res.best_params)
-    fa = jax.jit(jax.vmap(lambda p: jnp.sum(model.augmentation(p, flat) ** 2)))(res.best_params)
-    phys = model.physical_params(res.best_params)
-    out: dict[str, list[float]] = {"log_mse": [math.log(float(v)) for v in np.asarray(mse)]}
-    if "omega0_sq" in phys:
-        out["t0_error_pct"] = [_t0_error(w) for w in np.asarray(phys["omega0_sq"])]
-    if "alpha" in phys:
-        out["alpha"] = [float(a) for a in np.asarray(phys["alpha"])]
+    # one compiled evaluation for all seeds of the chosen grid point
+    per = jax.jit(jax.vmap(lambda p: evaluate_mse(model, p, test, test_ds.times, per_trajectory=True)))(params)
+    per = np.asarray(per, np.float64)
+    fa = jax.jit(jax.vmap(lambda p: jnp.sum(model.augmentation(p, flat) ** 2)))(params)
+    out: dict[str, list[float]] = {"log_mse": [math.log(v) for v in per.mean(axis=1)]}
+    if below.any():
+        out["log_mse_below_separatrix"] = [math.log(v) for v in per[:, below].mean(axis=1)]
+    phys_values = model.physical_params(params)
+    if "omega0_sq" in phys_values:
+        out["t0_error_pct"] = [_t0_error(w) for w in np.asarray(phys_values["omega0_sq"])]
+    if "alpha" in phys_values:
+        out["alpha"] = [float(a) for a in np.asarray(phys_values["alpha"])]
     if model.network is not None and model.physics is not None:
         out["fa_norm_sq"] = [float(v) for v in np.asarray(fa)]
-    return out, (model, res)
+    out["lr"] = [float(grid[best])] * seeds
+    out["val_log_mse"] = [math.log(float(v)) for v in np.asarray(res.best_val)[chosen]]
+    return out, (model, res, params)
 
 
 @register(
@@ -103,9 +150,15 @@ def run(scale: str, seeds: int, out_dir: Path) -> Result:
     sz = SIZES[scale]
     data = tuple(pendulum.generate(s, seed=DATA_SEED, n_traj=sz["n_traj"]) for s in ("train", "val", "test"))
     train_ds, _, test_ds = data
+    # diagnostic: test trajectories whose (observed) initial state lies below the separatrix
+    # energy 2 omega0^2 (the others rotate first, and their noisy X_0 dominates every error)
+    w2 = float(pendulum.omega0_sq_from_T0(pendulum.PARAMS["T0"]))
+    y0 = np.asarray(test_ds.states[:, 0], np.float64)
+    below = 0.5 * y0[:, 1] ** 2 + w2 * (1 - np.cos(y0[:, 0])) < 2 * w2
     net = MLP((sz["hidden"], sz["hidden"], 2), kernel_init=orthogonal(0.2))
-    base = {"penalty": "l2_normalized", "n_steps": sz["n_steps"], "chunk_size": sz["chunk"], "lr": sz["lr"],
-                "lr_physical": sz["lr_physical"], "lambda0": 1.0, "tau2": sz["tau2"], "n_iter": 5}
+    grid, ratio = tuple(sz["lr_grid"]), float(sz["physical_ratio"])
+    base = {"penalty": "l2_normalized", "n_steps": sz["n_steps"], "chunk_size": sz["chunk"], "lr": grid[0],
+            "n_iter": 5, "schedule": sz["schedule"]}
     frictionless = pendulum.FAMILIES["frictionless"]
     complete = pendulum.FAMILIES["complete"]
 
@@ -113,9 +166,10 @@ def run(scale: str, seeds: int, out_dir: Path) -> Result:
     models = {}
     timings = {}
 
-    def trained(name, model, method):
+    def trained(name, model, method, physical_ratio=ratio):
         t = time.perf_counter()
-        values[name], models[name] = _trained_row(model, TrainConfig(method=method, **base), data, seeds)
+        cfg = TrainConfig(method=method, lambda0=MULTIPLIER[0], tau2=MULTIPLIER[1], **base)
+        values[name], models[name] = _trained_row(model, cfg, data, seeds, grid, physical_ratio, below)
         timings[name] = time.perf_counter() - t
 
     trained("Neural ODE", neural_ode(net), "vanilla")
@@ -124,6 +178,13 @@ def run(scale: str, seeds: int, out_dir: Path) -> Result:
         trained("APHYNITY Param ODE (w0, alpha)", Aphynity(complete, net), "aphynity")
     if sz["true_ode"]:
         trained("APHYNITY True ODE", Aphynity(_true_field, net, physics_init={}), "aphynity")
+    if sz.get("hamiltonian", False):
+        # F_p = J grad H with H a network (the thesis's Hamiltonian prior), trained at the
+        # network's rate; alone ("Hamiltonian") and completed by F_a
+        h_field, h_init = hamiltonian.neural_hamiltonian(
+            hamiltonian.HamiltonianNet((sz["hidden"], sz["hidden"])), 1)
+        trained("Hamiltonian", param_only(h_field, physics_init=h_init), "vanilla", 1.0)
+        trained("APHYNITY Hamiltonian", Aphynity(h_field, net, physics_init=h_init), "aphynity", 1.0)
     ablations = {"vanilla": "Vanilla augmentation Param ODE (w0)", "non_adaptive": "Non-adaptive Param ODE (w0)",
                  "derivative": "Derivative supervision Param ODE (w0)"}
     for method in sz["ablations"]:
@@ -136,29 +197,45 @@ def run(scale: str, seeds: int, out_dir: Path) -> Result:
         fits[name] = res.params
         row = {"log_mse": math.log(fit.rollout_mse(fam, res.params, test_ds)),
                "t0_error_pct": _t0_error(res.params["omega0_sq"])}
+        if below.any():
+            row["log_mse_below_separatrix"] = math.log(fit.rollout_mse(fam, res.params, test_ds.states[below],
+                                                                       test_ds.times))
         if "alpha" in res.params:
             row["alpha"] = float(res.params["alpha"])
         values[name] = {k: [v] * seeds for k, v in row.items()}
     true_mse = math.log(fit.rollout_mse(pendulum.field, dict(pendulum.PARAMS), test_ds))
     values["True ODE"] = {"log_mse": [true_mse] * seeds}
+    true_below = float("nan")
+    if below.any():
+        true_below = math.log(fit.rollout_mse(pendulum.field, dict(pendulum.PARAMS), test_ds.states[below],
+                                              test_ds.times))
+        values["True ODE"]["log_mse_below_separatrix"] = [true_below] * seeds
 
     order = [n for n in REFERENCE if n in values]
     rows = [Row(n, values[n], REFERENCE[n]) for n in order]
     checks = _checks(values)
     figures = [_plot(out_dir, test_ds, models, fits)]
+    chosen = ", ".join(f"{k}: {values[k]['lr'][0]:g}" for k in timings)
     notes = (
         f"Scale {scale}: MLP 2-{sz['hidden']}-{sz['hidden']}-2 (ReLU, orthogonal gain 0.2), "
-        f"{sz['n_steps']} Adam steps (lr {sz['lr']}, physical parameters {sz['lr_physical']}), full batch "
-        f"of {sz['n_traj']} trajectories, lambda0 = 1, tau2 = {sz['tau2']}, N_iter = 5, penalty l2_normalized; "
-        f"{seeds} training seeds on the data of seed {DATA_SEED}, selected on the validation split "
-        "(released code: best test loss). The code trains 50000 epochs x 5 steps; this budget is "
-        "far shorter, hence the larger learning rates (and at the quick scale tau2 = 0.3 instead of the "
-        "code's 1: it keeps lambda lower, so the norm term keeps pulling). These quick-scale rates were "
-        "picked from four exploratory 3-seed runs of APHYNITY (w0) (lr 1e-3/3e-3, physical lr 1e-2/3e-2, "
-        "tau2 0.1/0.3/1) whose logs showed validation and test errors: an informal choice, not a "
-        "validation-only search. Param ODE rows: least squares "
+        f"{sz['n_steps']} Adam steps with a {sz['schedule']} decay of the rate (to 1% of its start), "
+        f"full batch of {sz['n_traj']} trajectories, N_iter = 5, (lambda0, tau2) = {MULTIPLIER} for every "
+        f"variant (code: (1, 1); tau2 = 10 is thesis Table 3.1's (w0) value), penalty l2_normalized; {seeds} training seeds on the data of seed {DATA_SEED}. Every trained row trains "
+        f"the network rates {list(grid)} (physical parameters x{ratio:g}; a Hamiltonian network x1) with "
+        "its seeds in one vmapped program; each seed keeps its best parameters on the validation split "
+        "and the rate with the lowest mean log validation MSE is reported (released code: best test "
+        f"loss, constant rate 1e-3 for 250k steps). Selected rates: {chosen}. Param ODE rows: least squares "
         "(deterministic). fa_norm_sq = sum over the 1000 training states of ||F_a(X)||^2 "
-        "(the thesis does not say how its norms are normalised: compare orderings, not values).\n"
+        "(the thesis does not say how its norms are normalised: compare orderings, not values). "
+        "Before fixing this protocol, 3-seed runs of APHYNITY (w0) and the Neural ODE compared on the "
+        "validation split only (no test evaluation) tau2 in {0.3, 1, 10}, 1500 vs 3000 steps, rates "
+        "1e-3..3e-2: tau2 = 10 (the thesis value) was best on validation, 3000 steps did not beat 1500, "
+        "3e-2 diverged. "
+        f"True ODE on this test split: ln MSE {true_mse:.2f} (thesis -8.58): one test trajectory starts "
+        "above the separatrix energy (x1.21) and its noisy X_0 dominates the floor. Diagnostic, not a "
+        f"thesis metric: log_mse_below_separatrix is the ln MSE over the {int(below.sum())} of "
+        f"{below.size} test trajectories whose observed X_0 lies below the separatrix energy (True ODE: "
+        f"{true_below:.2f}).\n"
         "Training wall time per method (s): " + ", ".join(f"{k}: {v:.0f}" for k, v in timings.items())
     )
     return Result(rows=rows, checks=checks, figures=figures, notes=notes)
@@ -185,6 +262,11 @@ def _checks(values) -> list[Check]:
     if ac in values:
         fa_w, fa_c = _mean(values, aph, "fa_norm_sq"), _mean(values, ac, "fa_norm_sq")
         checks.append(Check("||F_a||^2: (w0) > (w0, alpha)", fa_w > fa_c, f"{fa_w:.3g} vs {fa_c:.3g}"))
+    if "APHYNITY Hamiltonian" in values:
+        fa_h, fa_w = _mean(values, "APHYNITY Hamiltonian", "fa_norm_sq"), _mean(values, aph, "fa_norm_sq")
+        checks.append(Check("||F_a||^2: Hamiltonian > (w0)", fa_h > fa_w, f"{fa_h:.3g} vs {fa_w:.3g}"))
+        h, ah = _mean(values, "Hamiltonian", "log_mse"), _mean(values, "APHYNITY Hamiltonian", "log_mse")
+        checks.append(Check("APHYNITY Hamiltonian beats Hamiltonian on log MSE", ah < h, f"{ah:.2f} vs {h:.2f}"))
     for abl in ("Vanilla augmentation Param ODE (w0)", "Non-adaptive Param ODE (w0)"):
         if abl in values:
             b = _mean(values, abl, "log_mse")
@@ -204,8 +286,8 @@ def _plot(out_dir: Path, test_ds, models, fits) -> str:
         ax.plot(test_ds.times, test_ds.states[i, :, 0], "k.", label="data (test)")
         for name, style in (("APHYNITY Param ODE (w0)", "C3-"), ("Neural ODE", "C2:")):
             if name in models:
-                model, res = models[name]
-                pred = model.rollout(_seed_params(res.best_params, 0), y0, test_ds.times)
+                model, _, params = models[name]
+                pred = model.rollout(_seed_params(params, 0), y0, test_ds.times)
                 ax.plot(test_ds.times, np.asarray(pred)[i, :, 0], style, label=name)
         pred = fit.rollout(pendulum.FAMILIES["frictionless"], fits["Param ODE (w0)"], test_ds.states[:3, 0],
                            test_ds.times)

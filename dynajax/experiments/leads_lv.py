@@ -37,7 +37,7 @@ from dynajax.systems import lotka_volterra
 SIZES = {
     "quick": {
         "n_steps": 2000, "gbml_steps": 1000, "adapt_steps": (50, 500, 2500), "n_val": 8,
-        "n_test": 32, "chunk": 500, "group_ms": (1, 4, 8), "group_steps": 1000,
+        "n_test": 32, "chunk": 500, "group_ms": (1, 2, 4, 8), "group_steps": 1000,
         "group_methods": ("leads", "one_for_all"),
         "variants": ("one_for_all", "one_per_env", "leads_no_min", "leads"),
     },

@@ -12,9 +12,9 @@ frame; thesis ``lambda = 1e5``, ``alpha = 1e-5``.
 
 ``--scale full`` is the thesis budget for a GPU (long runs: the code trains 120k steps).
 ``--scale quick`` only shows the pipeline runs: few steps, fewer trajectories and, for GS, a
-16-channel ConvNet; its numbers are not a reproduction. Conv fields unroll the fixed-step
-loops (``LeadsModel.unroll``): on XLA:CPU convolutions inside a rolled ``lax.scan`` are
-much slower (DESIGN.md). Parameters are selected on a validation split.
+16-channel ConvNet; its numbers are not a reproduction. On CPU, the conv fields' fixed-step
+loops unroll and training steps run as a loop (``unroll="auto"``, :mod:`dynajax._unroll`).
+Parameters are selected on a validation split.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def run_system(system: str, scale: str, seeds: int, out_dir: Path) -> Result:
         model, res = leads_baselines.train_variant(
             variant, net, train, val, dt=hp["dt"], n_steps=sizes["n_steps"], keys=keys,
             chunk_size=sizes["chunk"], lam=hp["lam"], alpha=hp["alpha"], solver=hp["solver"],
-            state_ndim=3, unroll=True)
+            state_ndim=3)
         p = res.best_params
         results[_NAMES[variant]] = (leads_baselines.evaluate(model, p, train),
                                     leads_baselines.evaluate(model, p, test))

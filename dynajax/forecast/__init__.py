@@ -2,6 +2,7 @@
 
 Submodules: :mod:`~dynajax.forecast.aphynity` (physics + minimal neural correction, with
 ``TrainConfig``/``train``), :mod:`~dynajax.forecast.baselines` (Neural ODE, Param-only),
+:mod:`~dynajax.forecast.hamiltonian` (Hamiltonian physical priors ``F_p = J grad H``),
 :mod:`~dynajax.forecast.leads` and :mod:`~dynajax.forecast.leads_baselines` (shared dynamics +
 per-environment corrections), :mod:`~dynajax.forecast.hidden` and
 :mod:`~dynajax.forecast.hidden_baselines` (hidden-state ODEs from partial observations), and
@@ -12,6 +13,7 @@ from dynajax.forecast import (
     adjoint,
     aphynity,
     baselines,
+    hamiltonian,
     hidden,
     hidden_baselines,
     leads,
@@ -32,6 +34,7 @@ __all__ = [
     "aphynity",
     "baselines",
     "fit_leads",
+    "hamiltonian",
     "hidden",
     "hidden_baselines",
     "leads",

@@ -22,7 +22,11 @@ one step per frame, as the papers; classic RK4 selectable), relaxed to
 * :class:`TrainConfig` and :func:`train` run a method (``"aphynity"``, ``"non_adaptive"``,
   ``"vanilla"``, ``"derivative"``) for several seeds in one compiled program
   (:func:`dynajax.train.fit` with ``seeds=True``), selecting parameters on a validation
-  split.
+  split. ``train(..., lr=, lr_physical=)`` gives every member its own Adam rates (held in
+  the optimiser state), so a learning-rate grid trains with the seeds in the same program;
+  :func:`select_on_validation` picks the grid point. ``TrainConfig.schedule`` decays the
+  rates (cosine or exponential).
+* Hamiltonian physical models ``F_p = J grad H``: :mod:`dynajax.forecast.hamiltonian`.
 
 States are batched: every function takes ``y [B, *state_shape]``, because a network with
 batch-statistics normalisation (APHYNITY's ConvNet) sees the whole batch at each field
@@ -51,6 +55,7 @@ from dynajax.train import FitResult, Uzawa, fit, init_state, make_step
 __all__ = [
     "METHODS",
     "PENALTIES",
+    "SCHEDULES",
     "Aphynity",
     "TrainConfig",
     "derivative_mse",
@@ -58,6 +63,7 @@ __all__ = [
     "make_loss",
     "norm_penalty",
     "scaled",
+    "select_on_validation",
     "sigmoid_scaled",
     "train",
     "trajectory_mse",
@@ -65,6 +71,7 @@ __all__ = [
 
 PENALTIES = ("l2", "l2_normalized")
 METHODS = ("aphynity", "non_adaptive", "vanilla", "derivative")
+SCHEDULES = ("constant", "cosine", "exponential")
 _SOLVERS = ("rk4_38", "rk4", "euler", "midpoint", "heun")
 
 # name -> (raw -> physical, physical -> raw)
@@ -106,14 +113,17 @@ class Aphynity:
             states, see ``channels_last_network``) to the same shape, or ``None``
             (``F_a = 0``: physics only).
         physics_init: initial physical parameter values (default: the family's ``init``;
-            required for a plain callable that takes parameters, ``{}`` for none).
+            required for a plain callable that takes parameters, ``{}`` for none). A value
+            may be a pytree of arrays (a Hamiltonian network's weights,
+            :mod:`dynajax.forecast.hamiltonian`) or a function ``key -> pytree`` called in
+            :meth:`init` with a key derived from its key (a per-seed initialisation).
         reparam: optional per-parameter ``(raw -> value, value -> raw)`` maps; trained
             parameters are the raw ones (e.g. :func:`sigmoid_scaled` for RD).
         solver: fixed-step tableau, ``"rk4_38"`` (torchdiffeq's ``rk4``, the papers') or
             ``"rk4"`` (classic), or ``"euler"``, ``"midpoint"``, ``"heun"``.
         substeps: solver steps per data frame (1 in the papers).
-        unroll: ``lax.scan`` unroll of the rollout (``True`` unrolls fully). On XLA:CPU,
-            convolutional fields in a rolled loop are much slower.
+        unroll: ``lax.scan`` unroll of the rollout: ``"auto"`` (unrolled on CPU when the
+            field convolves, :mod:`dynajax._unroll`), an int, or ``True`` (fully).
         channels_last_network: move the channel axis (axis 1 of ``[B, C, H, W]``) last
             for the network. Ignored for vector states ``[B, d]``.
     """
@@ -124,7 +134,7 @@ class Aphynity:
     reparam: Reparam | None = None
     solver: str = "rk4_38"
     substeps: int = 1
-    unroll: int | bool = 1
+    unroll: int | bool | str = "auto"
     channels_last_network: bool = True
 
     def __post_init__(self):
@@ -177,7 +187,11 @@ class Aphynity:
             raise ValueError(f"y_example must be a batch [B, *state_shape], got shape {y.shape}")
         physical = {}
         for name, value in self._init_values().items():
-            raw = jnp.asarray(value, jnp.float32)
+            # a parameter may be a pytree (e.g. a Hamiltonian network's weights), or a function
+            # key -> pytree drawn from the init key (so that it differs between seeds)
+            if callable(value):
+                value = value(jax.random.fold_in(key, 1))
+            raw = jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float32), value)
             if self.reparam is not None and name in self.reparam:
                 raw = jnp.asarray(self.reparam[name][1](raw), jnp.float32)
             physical[name] = raw
@@ -369,6 +383,10 @@ class TrainConfig:
         chunk_size: steps per compiled chunk; validation runs after each.
         patience: early stopping (validations without improvement), or ``None``.
         val_batch_size: batch size of the validation rollouts (``None``: all at once).
+        schedule: learning-rate decay over ``n_steps``: ``"constant"`` (the code's),
+            ``"cosine"`` (from the rate to ``final_lr_factor`` times it) or
+            ``"exponential"`` (geometric, same end points).
+        final_lr_factor: the rate at the last step relative to the first, in ``(0, 1]``.
     """
 
     method: str = "aphynity"
@@ -383,6 +401,8 @@ class TrainConfig:
     chunk_size: int = 250
     patience: int | None = None
     val_batch_size: int | None = None
+    schedule: str = "constant"
+    final_lr_factor: float = 1e-2
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -393,15 +413,42 @@ class TrainConfig:
             raise ValueError("need n_steps >= 0, lr > 0 and n_iter >= 1")
         if self.lr_physical is not None and not self.lr_physical > 0:
             raise ValueError(f"lr_physical must be > 0 or None, got {self.lr_physical}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; allowed: {', '.join(SCHEDULES)}")
+        if not 0 < self.final_lr_factor <= 1:
+            raise ValueError(f"final_lr_factor must be in (0, 1], got {self.final_lr_factor}")
 
-    def optimizer(self) -> optax.GradientTransformation:
-        """Adam, with ``lr_physical`` on the ``"physical"`` parameters when given."""
-        if self.lr_physical is None:
-            return optax.adam(self.lr)
-        return optax.multi_transform(
-            {"physical": optax.adam(self.lr_physical), "network": optax.adam(self.lr)},
-            lambda params: {k: jax.tree_util.tree_map(lambda _, k=k: k, v) for k, v in params.items()},
-        )
+    def lr_factor(self, count: Array) -> Array:
+        """The schedule's multiplier of the learning rate at step ``count`` (0-based)."""
+        frac = jnp.clip(jnp.asarray(count, jnp.float32) / max(self.n_steps, 1), 0.0, 1.0)
+        end = self.final_lr_factor
+        if self.schedule == "cosine":
+            return end + (1 - end) * 0.5 * (1 + jnp.cos(jnp.pi * frac))
+        if self.schedule == "exponential":
+            return jnp.asarray(end, jnp.float32) ** frac
+        return jnp.ones((), jnp.float32)
+
+    def optimizer(self, lr: ArrayLike | None = None, lr_physical: ArrayLike | None = None
+                  ) -> optax.GradientTransformation:
+        """Adam (with ``lr_physical`` on the ``"physical"`` parameters when given) and the schedule.
+
+        The rates live in the optimiser *state* (``optax.inject_hyperparams``), so ``lr`` /
+        ``lr_physical`` (default: the config's) may be traced values: ``init`` under ``vmap``
+        gives every member its own rate while all members share one update function.
+        """
+        lr = self.lr if lr is None else lr
+        lr_p = self.lr_physical if lr_physical is None else lr_physical
+        adam = optax.inject_hyperparams(optax.adam)
+        if self.lr_physical is None and lr_physical is None:
+            base = adam(learning_rate=lr)
+        else:
+            base = optax.multi_transform(
+                {"physical": adam(learning_rate=lr_p), "network": adam(learning_rate=lr)},
+                lambda params: {k: jax.tree_util.tree_map(lambda _, k=k: k, v) for k, v in params.items()},
+            )
+        if self.schedule == "constant":
+            return base
+        return optax.chain(base, optax.scale_by_schedule(self.lr_factor))
 
     def uzawa(self) -> Uzawa | None:
         """The multiplier schedule of the method (``None`` for ``"vanilla"``)."""
@@ -419,9 +466,15 @@ def train(
     config: TrainConfig,
     keys: Array,
     *,
+    lr: ArrayLike | None = None,
+    lr_physical: ArrayLike | None = None,
     progress: bool = False,
 ) -> FitResult:
     """Trains ``model`` for every key in ``keys`` in one compiled program.
+
+    ``lr`` / ``lr_physical`` (``[n_members]``, one per key) give every member its own Adam
+    rates, so a learning-rate grid trains together with the seeds (repeat the keys across
+    grid points and select the grid point on ``best_val``: :func:`select_on_validation`).
 
     Args:
         model: the model.
@@ -441,17 +494,23 @@ def train(
         raise ValueError(f"train_states must be [N, T, *state], got shape {train_states.shape}")
     if jnp.ndim(keys) != 1:
         raise ValueError("keys must be a 1-D array of PRNG keys (one per seed)")
-    optimizer = config.optimizer()
+    n = int(np.shape(keys)[0])
+    lrs = _member_rates("lr", lr, config.lr, n)
+    lrs_p = _member_rates("lr_physical", lr_physical, config.lr_physical or config.lr, n)
+    per_part = config.lr_physical is not None or lr_physical is not None
+    # the update reads the rates from the state: these defaults only fix the structure
+    optimizer = config.optimizer(lr_physical=lrs_p[0] if per_part else None)
     uzawa = config.uzawa()
     step = make_step(make_loss(model, times, method=config.method, penalty=config.penalty),
                      optimizer, uzawa=uzawa)
     example = train_states[: (config.batch_size or train_states.shape[0]), 0]
 
-    def init_one(key):
+    def init_one(key, lr_m, lr_p_m):
         k_init, k_state = jax.random.split(key)
-        return init_state(model.init(k_init, example), optimizer, k_state, uzawa=uzawa)
+        opt = config.optimizer(lr_m, lr_p_m if per_part else None)
+        return init_state(model.init(k_init, example), opt, k_state, uzawa=uzawa)
 
-    state = jax.vmap(init_one)(keys)
+    state = jax.vmap(init_one)(keys, lrs, lrs_p)
     validate = None
     if val_states is not None:
         val = jnp.asarray(val_states, jnp.float32)
@@ -459,3 +518,32 @@ def train(
     return fit(step, state, train_states, n_steps=config.n_steps, chunk_size=config.chunk_size,
                batch_size=config.batch_size, validate=validate, patience=config.patience,
                seeds=True, progress=progress)
+
+
+def _member_rates(name: str, value, default: float, n: int) -> Array:
+    if value is None:
+        return jnp.full((n,), default, jnp.float32)
+    rates = np.asarray(value, np.float64)
+    if rates.shape != (n,) or not np.all(rates > 0):
+        raise ValueError(f"{name} must hold one positive rate per key, shape ({n},), got {rates.shape}")
+    return jnp.asarray(rates, jnp.float32)
+
+
+def select_on_validation(best_val: ArrayLike, n_grid: int) -> tuple[int, np.ndarray]:
+    """The grid point with the lowest mean (over seeds) log validation loss.
+
+    Args:
+        best_val: ``[n_grid * n_seeds]`` best validation losses, grid-major (the layout of
+            keys ``tile(seed_keys, n_grid)``).
+        n_grid: number of grid points.
+
+    Returns:
+        ``(index, mean_log_val [n_grid])``; a grid point with a non-finite loss on any
+        seed is never chosen unless all are.
+    """
+    v = np.asarray(best_val, np.float64)
+    if v.ndim != 1 or n_grid < 1 or v.shape[0] % n_grid:
+        raise ValueError(f"best_val must be 1-D with a multiple of n_grid={n_grid} entries, got {v.shape}")
+    per = v.reshape(n_grid, -1)
+    mean = np.where(np.all(np.isfinite(per), axis=1), np.log(np.maximum(per, 1e-300)).mean(axis=1), np.inf)
+    return int(np.argmin(mean)), mean

@@ -99,8 +99,8 @@ class LeadsModel:
         omega: ``"leads"`` (the normalised L2 + spectral-norm penalty above) or
             ``"frobenius"``: ``Omega(g_e) = sum of squared weights of g_e`` (``||G_e||_F^2``
             for a linear ``g_e``, the thesis' linear-ODE check, Table 3.11).
-        unroll: ``lax.scan`` unroll of the fixed-step rollout (``integrate(..., unroll=)``);
-            ``True`` unrolls fully (faster for conv fields on XLA:CPU).
+        unroll: ``lax.scan`` unroll of the fixed-step rollout (``integrate(..., unroll=)``):
+            ``"auto"`` (unrolled on CPU when the field convolves), an int, or ``True``.
     """
 
     net: nn.Module
@@ -115,7 +115,7 @@ class LeadsModel:
     norm_eps: float = 1e-5
     state_ndim: int = 1
     omega: str = "leads"
-    unroll: int | bool = 1
+    unroll: int | bool | str = "auto"
 
     def __post_init__(self):
         if not isinstance(self.n_env, int) or isinstance(self.n_env, bool) or self.n_env < 1:

@@ -1,9 +1,12 @@
 """APHYNITY model, penalties, multiplier schedule and the min-norm property."""
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from dynajax.forecast import aphynity as aph
@@ -184,7 +187,42 @@ def test_validation_errors():
         aph.Aphynity(lambda t, y, th: y, None)
     with pytest.raises(ValueError, match="unknown method"):
         aph.TrainConfig(method="sgd")
+    with pytest.raises(ValueError, match="unknown schedule"):
+        aph.TrainConfig(schedule="step")
+    with pytest.raises(ValueError, match="final_lr_factor"):
+        aph.TrainConfig(final_lr_factor=0.0)
     with pytest.raises(ValueError, match="uniformly spaced"):
         m = param_only(pendulum.FAMILIES["frictionless"])
         m.rollout(m.init(jax.random.key(0), jnp.zeros((1, 2))), jnp.zeros((1, 2)), np.array([0.0, 0.5, 1.5]))
     assert isinstance(MLP((2,)), nn.Module)
+
+
+def test_member_learning_rates_and_schedule_match_separate_optimizers(rng):
+    # rates held in the optimiser state: one shared update, vmapped over members, gives each
+    # member exactly Adam at its own rates times the schedule's factor
+    cfg = aph.TrainConfig(n_steps=4, lr=1e-3, lr_physical=1e-2, schedule="cosine", final_lr_factor=0.1)
+    params = {"physical": {"w": jnp.float32(0.5)}, "network": {"k": jax.random.normal(rng, (3,))}}
+    grads = [jax.tree_util.tree_map(lambda x, i=i: jnp.sin(x + i), params) for i in range(4)]
+    lrs, lrs_p = jnp.asarray([1e-3, 3e-2]), jnp.asarray([1e-2, 5e-2])
+    shared = cfg.optimizer()
+    states = jax.vmap(lambda a, b: cfg.optimizer(a, b).init(params))(lrs, lrs_p)
+    for m in range(2):
+        ref = {"physical": optax.adam(float(lrs_p[m])), "network": optax.adam(float(lrs[m]))}
+        ref_state = {k: o.init(params[k]) for k, o in ref.items()}
+        state = jax.tree_util.tree_map(lambda x, m=m: x[m], states)
+        for step, g in enumerate(grads):
+            upd, state = shared.update(g, state, params)
+            factor = float(cfg.lr_factor(step))
+            for k, o in ref.items():
+                want, ref_state[k] = o.update(g[k], ref_state[k], params[k])
+                for a, b in zip(jax.tree_util.tree_leaves(upd[k]), jax.tree_util.tree_leaves(want)):
+                    np.testing.assert_allclose(a, factor * np.asarray(b), rtol=1e-5, atol=1e-9)
+    # the schedule's end points
+    np.testing.assert_allclose(cfg.lr_factor(0), 1.0)
+    np.testing.assert_allclose(cfg.lr_factor(4), 0.1, rtol=1e-6)
+    np.testing.assert_allclose(dataclasses.replace(cfg, schedule="exponential").lr_factor(2), 0.1**0.5, rtol=1e-6)
+    # selection: lowest mean log validation loss; a diverged seed disqualifies its grid point
+    idx, mean = aph.select_on_validation([1e-3, 1e-3, 1e-4, np.nan, 1e-2, 1e-2], 3)
+    assert idx == 0 and np.isinf(mean[1])
+    with pytest.raises(ValueError, match="multiple of n_grid"):
+        aph.select_on_validation([1.0, 2.0, 3.0], 2)

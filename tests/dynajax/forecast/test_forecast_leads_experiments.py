@@ -61,3 +61,17 @@ def test_leads_pdes_tiny(tmp_path, monkeypatch, system):
     assert rows["LEADS"]["reference"]["test_mse"] == leads_pdes.REF[system]["LEADS"][1]
     assert set(rows) == {"LEADS"} and m["checks"] == []  # the check needs One-Per-Env
     assert (tmp_path / name / f"leads_{system}_per_env.png").exists()
+
+
+@pytest.mark.slow
+def test_leads_lv_groups_tiny(tmp_path, monkeypatch):
+    monkeypatch.setitem(leads_lv.SIZES, "quick", {
+        "n_steps": 4, "gbml_steps": 2, "adapt_steps": (), "n_val": 1, "n_test": 2, "chunk": 2,
+        "group_ms": (8,), "group_steps": 2, "group_methods": ("one_for_all",), "variants": ()})
+    reproduce("leads-lv-groups", scale="quick", seeds=2, out=tmp_path)
+    m, rows = _metrics(tmp_path, "leads-lv-groups")
+    assert set(rows) == {"Groups (M=8): One-For-All"}
+    assert rows["Groups (M=8): One-For-All"]["reference"] == {"test_mse_m8": 0.47}
+    assert len(rows["Groups (M=8): One-For-All"]["metrics"]["test_mse_m8"]["values"]) == 2
+    assert {c["name"] for c in m["checks"]} == {"Table 3.15: One-For-All error rises as m grows (m >= 2)"}
+    assert (tmp_path / "leads-lv-groups" / "leads_lv_groups.png").stat().st_size > 5_000
