@@ -41,6 +41,7 @@ from dynajax.transport.nf_jko import (
     RealNVP,
     gaussian_log_density,
     nf_sw_jko,
+    pull_back_log_density,
     push_forward,
 )
 from dynajax.transport.one_d import (
@@ -64,6 +65,9 @@ from dynajax.transport.ot import (
     sinkhorn,
     sinkhorn_divergence,
 )
+from dynajax.transport import sphere_flow, sphere_vmf
+from dynajax.transport.sphere_flow import flow_forward, flow_log_density, init_exp_map_flow
+from dynajax.transport.sphere_vmf import fit_vmf, sample_vmf_mixture, vmf_mixture_logpdf
 from dynajax.transport.trgl import ModuleWiseResNet, trgl_taus
 from dynajax.transport.sliced import (
     max_sliced_wasserstein,
@@ -121,6 +125,16 @@ __all__ = [
     "NFJKOResult",
     "RealNVP",
     "gaussian_log_density",
+    "pull_back_log_density",
+    # densities on the sphere: exponential-map flows, von Mises-Fisher mixtures
+    "sphere_flow",
+    "sphere_vmf",
+    "flow_forward",
+    "flow_log_density",
+    "init_exp_map_flow",
+    "fit_vmf",
+    "sample_vmf_mixture",
+    "vmf_mixture_logpdf",
     "nf_sw_jko",
     "push_forward",
     # least action (residual networks as transport) and layer-wise training

@@ -48,6 +48,7 @@ __all__ = [
     "RealNVP",
     "gaussian_log_density",
     "nf_sw_jko",
+    "pull_back_log_density",
     "push_forward",
 ]
 
@@ -341,3 +342,24 @@ def push_forward(flow: RealNVP, params_list, x, log_density=None):
         if ld is not None:
             ld = ld - l
     return y, ld
+
+
+def pull_back_log_density(flow: RealNVP, params_list, y, log_density0: Callable):
+    """Exact ``log rho_K(y)`` at arbitrary points ``y [M, d]`` by inverting the trained maps.
+
+    ``rho_K = (T_K o ... o T_1) # rho_0``, so ``log rho_K(y) = log rho_0(x_0) + sum_k
+    log|det J_{T_k^{-1}}(x_k)|`` with ``x_K = y``, ``x_{k-1} = T_k^{-1}(x_k)``. This is what a
+    density-based divergence ``KL(rho_t || rho_K)`` needs (samples of ``rho_t``, not of the flow).
+
+    Args:
+      flow: the :class:`RealNVP` of :func:`nf_sw_jko`; params_list: its ``params`` (or a prefix).
+      y: ``[M, d]`` points; log_density0: ``x -> log rho_0(x)``, a normalised log-density.
+    Returns: ``[M]`` log-densities.
+    """
+    inv = jax.jit(lambda p, z: flow.apply(p, z, method=flow.inverse))
+    x = jnp.asarray(y, jnp.float32)
+    ld = jnp.zeros(x.shape[:-1], x.dtype)
+    for p in reversed(list(params_list)):
+        x, l = inv(p, x)
+        ld = ld + l
+    return log_density0(x) + ld

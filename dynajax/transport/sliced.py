@@ -28,7 +28,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from dynajax.transport.one_d import (
-    circle_coordinates,
+    _circle_uniform_equal,
+    circle_angle,
+    host_kernels_enabled,
+    sort,
     wasserstein1_circle,
     wasserstein2_unif_circle,
     wasserstein_1d,
@@ -291,9 +294,10 @@ def max_sliced_wasserstein_distance(
 # ---------------------------------------------------------------------------------------------
 def _to_circle(x, planes):
     """Project ``x [n, d]`` on the great circles of ``planes [k, d, 2]``: coordinates ``[k, n]``."""
-    z = jnp.einsum("kdj,nd->knj", planes, x)
-    # the angle does not depend on |z|, so no normalisation onto S^1 is needed
-    return circle_coordinates(z)
+    c = planes[:, :, 0] @ x.T  # [k, n], contiguous per slice
+    s = planes[:, :, 1] @ x.T
+    # the angle does not depend on |(c, s)|, so no normalisation onto S^1 is needed
+    return circle_angle(c, s)
 
 
 def spherical_sliced_wasserstein(
@@ -311,14 +315,23 @@ def spherical_sliced_wasserstein(
     """``SSW_p^p = mean_U W_p^p(P^U#mu, P^U#nu)`` on ``S^{d-1}`` (no root; circle of length one).
 
     ``P^U(x) = U^T x / |U^T x|`` for 2-frames ``U`` (``projections [n_proj, d, 2]`` or ``key``).
-    ``p == 1`` uses the level-median closed form, other ``p`` the circular search of
-    :func:`dynajax.transport.one_d.wasserstein_circle`. Points must lie on the unit sphere.
+    ``p == 1`` uses the level-median closed form. Other ``p``: with uniform weights and
+    ``n == m`` (no ``a``/``b``), the exact cyclic-matching minimum of
+    :func:`dynajax.transport.one_d.wasserstein_circle` (bisection over the ``2n + 1`` integer
+    shifts of the sorted samples; ``n_iter`` unused); otherwise its golden-section search over
+    the shift (``n_iter`` steps). Points must lie on the unit sphere.
     """
     x, y, a, b = _check_pair(x, y, a, b, sphere=True)
     U = _planes(projections, key, n_proj, x.shape[1], x.dtype)
     xc, yc = _to_circle(x, U), _to_circle(y, U)
     if p == 1:
         costs = jax.vmap(lambda u, v: wasserstein1_circle(u, v, a, b))(xc, yc)
+    elif a is None and b is None and x.shape[0] == y.shape[0]:
+        # exact cyclic-matching path. On CPU one slice at a time, so that its bisection over
+        # integer shifts runs in cache (5x faster than vmap at n = 1e5); elsewhere batched.
+        xs, ys = sort(xc), sort(yc)
+        one = lambda uv: _circle_uniform_equal(uv[0], uv[1], p)
+        costs = jax.lax.map(one, (xs, ys)) if host_kernels_enabled() else jax.vmap(one)((xs, ys))
     else:
         costs = jax.vmap(
             lambda u, v: wasserstein_circle(u, v, a, b, p=p, n_iter=n_iter)

@@ -2,7 +2,6 @@
 
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -35,34 +34,16 @@ def test_swgf_fokker_planck_tiny(tmp_path, monkeypatch):
                                             "lr": 1e-2, "n_proj": 8, "hidden": 8, "n_layers": 2,
                                             "max_log_scale": 0.5})
     monkeypatch.setattr(fp, "T_EVAL", (0.1,))
+    monkeypatch.setattr(fp, "N_SYMKL", 500)
     m = reproduce("swgf-fokker-planck", scale="quick", seeds=1, out=tmp_path)
     rows = {r["method"]: r for r in m["rows"]}
     em = rows["Euler-Maruyama (dt=1e-3), d=2"]["metrics"]["symkl_t0.1"]["mean"]
     assert 0 <= em < 0.2  # 256 particles: the Gaussian-fit floor is about 0.02
     nf = rows["SWGF + RealNVP, d=2"]["metrics"]
     assert np.isfinite(nf["symkl_t0.1"]["mean"]) and "kl_density_t0.1" in nf
-    assert len(m["checks"]) == 2
+    assert np.isfinite(nf["symkl_paper_t0.1"]["mean"]) and nf["symkl_paper_t0.1"]["mean"] > -0.05
+    assert len(m["checks"]) == 3
     assert (tmp_path / "swgf-fokker-planck" / "fokker_planck_symkl.png").stat().st_size > 5_000
-
-
-def test_vmf_sampler_and_density(rng):
-    mu = np.array([[0.0, 0.0, 1.0]])
-    kappa = 5.0
-    means = ssw_sphere.vmf_means(0)
-
-    @jax.jit
-    def run(key):
-        x = ssw_sphere.sample_vmf_mixture(key, mu, kappa, 20000)
-        u = jax.random.normal(jax.random.fold_in(key, 1), (100000, 3))
-        u = u / jnp.linalg.norm(u, axis=-1, keepdims=True)
-        return x, 4 * jnp.pi * jnp.mean(jnp.exp(ssw_sphere.vmf_mixture_logpdf(u, means, 10.0)))
-
-    x, total = run(rng)
-    np.testing.assert_allclose(jnp.linalg.norm(x, axis=-1), 1.0, atol=1e-5)
-    # mean resultant length of a vMF on S^2: coth(kappa) - 1/kappa
-    np.testing.assert_allclose(jnp.mean(x[:, 2]), 1 / math.tanh(kappa) - 1 / kappa, atol=0.01)
-    # the mixture density integrates to one over the sphere (uniform Monte Carlo)
-    assert abs(float(total) - 1.0) < 0.04
 
 
 @pytest.mark.slow
@@ -102,3 +83,20 @@ def test_swgf_blr_tiny(tmp_path, monkeypatch):
     assert 0.0 <= row["metrics"]["accuracy"]["mean"] <= 1.0
     assert row["metrics"]["sklearn_logreg_accuracy"]["mean"] > 0.9
     assert (tmp_path / "swgf-blr" / "blr_accuracy.png").stat().st_size > 5_000
+
+
+def test_banana_prtools_follows_gendatb():
+    rng = np.random.default_rng(0)
+    x, y = swgf_blr.banana_prtools(40000, rng, s=0.0)  # noise-free: points on the two arcs
+    a, b = x[y == 0], x[y == 1] + 3.75
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 5.0, rtol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 5.0, rtol=1e-12)
+    ang_a = np.mod(np.arctan2(a[:, 0], a[:, 1]), 2 * np.pi)  # angle t of (sin t, cos t)
+    assert ang_a.min() >= 0.125 * np.pi - 1e-9 and ang_a.max() <= 1.375 * np.pi + 1e-9
+    # uniform along the arc: the mean angle is the midpoint 0.75 pi
+    assert abs(ang_a.mean() - 0.75 * np.pi) < 0.02
+    assert abs(np.mean(y) - 0.5) < 0.01
+    x1, _ = swgf_blr.banana_prtools(40000, np.random.default_rng(0), s=1.0)
+    np.testing.assert_allclose(np.std(x1 - x, axis=0), 1.0, atol=0.02)  # same draws + N(0, 1)
+    xtr, _, xte, _ = swgf_blr.load_dataset("banana_prtools", 0)
+    assert xtr.shape == (400, 3) and xte.shape == (4900, 3)
