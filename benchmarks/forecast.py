@@ -91,6 +91,20 @@ def _pendulum_batch(seed: int = 0) -> np.ndarray:
     return np.asarray(ys, np.float32)
 
 
+def _compiled(step, state0, batch):
+    """``(compiled step, call advancing a held state, compile seconds)``."""
+    t0 = time.perf_counter()
+    f = jax.jit(step).lower(state0, batch).compile()
+    comp = time.perf_counter() - t0
+    holder = {"s": state0}
+
+    def call():
+        holder["s"], m = f(holder["s"], batch)
+        return m["loss"]
+
+    return f, call, comp
+
+
 def _check(name: str, lj: float, lt: float, dw: float, ctx: Context) -> None:
     if not abs(lj - lt) <= RTOL * abs(lt):
         raise RuntimeError(f"{name} benchmark: first-step loss dynajax {lj} vs torch {lt}")
@@ -146,15 +160,7 @@ def run_aphynity(ctx: Context) -> list[Row]:
     step = make_step(aph.make_loss(model, times, method="aphynity", penalty="l2_normalized"), opt, uzawa=uz)
     state0 = init_state(params, opt, jax.random.key(1), uzawa=uz)
     xb = jnp.asarray(batch)
-    t0 = time.perf_counter()
-    f = jax.jit(step).lower(state0, xb).compile()
-    comp = time.perf_counter() - t0
-    holder = {"s": state0}
-
-    def jax_call():
-        holder["s"], m = f(holder["s"], xb)
-        return m["loss"]
-
+    f, jax_call, comp = _compiled(step, state0, xb)
     fns = {"dynajax-aphynity-step": jax_call}
     torch, torchdiffeq = _import_torch(ctx, "aphynity")
     if torch is not None:
@@ -255,15 +261,7 @@ def run_leads(ctx: Context) -> list[Row]:
     data = _lv_data()
     step, state = leads.make_trainer(model, jax.random.split(jax.random.key(0), 1), data)
     state0 = jax.tree_util.tree_map(lambda a: a[0], state)
-    t0 = time.perf_counter()
-    f = jax.jit(step).lower(state0, None).compile()
-    comp = time.perf_counter() - t0
-    holder = {"s": state0}
-
-    def jax_call():
-        holder["s"], m = f(holder["s"], None)
-        return m["loss"]
-
+    f, jax_call, comp = _compiled(step, state0, None)
     fns = {"dynajax-leads-step": jax_call}
     torch, torchdiffeq = _import_torch(ctx, "leads")
     if torch is not None:
