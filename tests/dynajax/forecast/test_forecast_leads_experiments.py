@@ -32,12 +32,18 @@ def test_leads_lv_tiny(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_leads_linear_tiny(tmp_path, monkeypatch):
-    monkeypatch.setitem(leads_linear.SIZES, "quick",
-                        {"n_steps": 4, "ms": (8,), "ns": (2,), "n_val": 1, "n_test": 2, "chunk": 2})
+    monkeypatch.setitem(leads_linear.SIZES, "quick", {"n_steps": 4, "ms": (1, 8), "ns": (2,), "n_val": 1,
+                                                      "n_test": 2, "chunk": 2, "lams": (1e4,)})
     reproduce("leads-linear", scale="quick", seeds=2, out=tmp_path)
     m, rows = _metrics(tmp_path, "leads-linear")
-    assert rows["LEADS (n=2K)"]["reference"] == {"test_mse_m8": 2.10e-2}
+    assert rows["LEADS (n=2K)"]["reference"] == {"test_mse_m1": 8.13e-2, "test_mse_m8": 2.10e-2}
+    # m = 1 (one environment per group) is one model shared by both rows, as in the thesis
+    lead, nomin = rows["LEADS (n=2K)"]["metrics"], rows["LEADS no min (n=2K)"]["metrics"]
+    assert lead["test_mse_m1"]["values"] == nomin["test_mse_m1"]["values"]
+    assert lead["test_mse_m8"]["values"] != nomin["test_mse_m8"]["values"]
     assert len(m["checks"]) == 2
+    report = (tmp_path / "leads-linear" / "report.md").read_text()
+    assert "n=2K m=8: 10000" in report  # the lambda picked on validation is recorded
 
 
 @pytest.mark.slow  # ~30 s each on an idle 2-core CPU: compiling unrolled conv / FNO rollouts
