@@ -47,10 +47,36 @@ def test_aphynity_pde_experiments_end_to_end(tmp_path, monkeypatch):
             "lr_physical": 1e-2, "neural_ode": False, "unroll": 1}
     _no_fit(monkeypatch)
     for system, name, metric in (("rd", "aphynity-rd", "log10_mse"), ("wave", "aphynity-wave", "log_mse")):
-        monkeypatch.setitem(aphynity_pdes.SIZES[system], "quick", tiny)
+        # the wave runs the quick configuration's zero-gated F_a started from the fit
+        extra = {"hidden": 4, "gate_scale": 10.0, "init_from_fit": True, "norm": None} if system == "wave" else {}
+        monkeypatch.setitem(aphynity_pdes.SIZES[system], "quick", {**tiny, **extra})
         m = reproduce(name, scale="quick", seeds=1, out=tmp_path)
         rows = {r["method"]: r for r in m["rows"]}
         aph = next(r for k, r in rows.items() if k.startswith("APHYNITY"))
         assert metric in aph["metrics"] and "param_error_pct" in aph["metrics"]
         assert rows["True PDE"]["metrics"][metric]["mean"] is not None
         assert (tmp_path / name / f"aphynity_{system}.png").stat().st_size > 5_000
+
+
+def test_gated_convnet_starts_at_the_physical_rollout(rng):
+    # the quick wave's zero-gated F_a: at initialisation APHYNITY started from given physical
+    # parameters rolls out exactly as the physics-only model, and the gate gets a gradient
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from dynajax.forecast.aphynity import Aphynity, scaled
+    from dynajax.systems import wave
+
+    fam = wave.FAMILIES["undamped"]
+    y0 = jax.random.normal(rng, (2, 2, 8, 8), jnp.float32)
+    times = np.arange(4) * 1e-3
+    net = aphynity_pdes._convnet(4, gate_scale=100.0, norm=None)
+    model = Aphynity(fam, net, physics_init={"c": 250.0}, reparam={"c": scaled(100.0)}, unroll=1)
+    physics = Aphynity(fam, None, physics_init={"c": 250.0}, unroll=1)
+    params = model.init(jax.random.key(0), y0)
+    assert np.allclose(model.physical_params(params)["c"], 250.0)
+    np.testing.assert_allclose(model.rollout(params, y0, times),
+                               physics.rollout(physics.init(jax.random.key(0), y0), y0, times), rtol=1e-6, atol=1e-6)
+    grad = jax.grad(lambda p: jnp.sum(model.augmentation(p, y0) * y0))(params)
+    assert float(jnp.abs(grad["network"]["params"]["gate"])) > 0
