@@ -29,6 +29,14 @@ __all__ = ["PKnI", "ResNet", "UNet", "fit_restructuring", "gaussian_warp", "pkni
 PADDINGS = ("CIRCULAR", "REFLECT", "SAME")
 
 
+def _check_input(padding: str, H: int, W: int, levels: int, name: str) -> None:
+    """Raises ``ValueError`` for an unknown padding or a grid not divisible by ``2 ** levels``."""
+    if padding not in PADDINGS:
+        raise ValueError(f"unknown padding {padding!r}; allowed: {', '.join(PADDINGS)}")
+    if H % 2**levels or W % 2**levels:
+        raise ValueError(f"the grid {H}x{W} must be divisible by 2 ** {name} = {2 ** levels}")
+
+
 def _conv(features, stride=1, gain=1.0, name=None, padding="CIRCULAR"):
     return nn.Conv(features, (3, 3), strides=stride, padding=padding,
                    kernel_init=orthogonal(gain), name=name)
@@ -68,10 +76,7 @@ class ResNet(nn.Module):
     @nn.compact
     def __call__(self, x: Float[Array, "... C H W"]) -> Float[Array, "... out H W"]:
         H, W = x.shape[-2:]
-        if self.padding not in PADDINGS:
-            raise ValueError(f"unknown padding {self.padding!r}; allowed: {', '.join(PADDINGS)}")
-        if H % 2**self.n_down or W % 2**self.n_down:
-            raise ValueError(f"the grid {H}x{W} must be divisible by 2 ** n_down = {2 ** self.n_down}")
+        _check_input(self.padding, H, W, self.n_down, "n_down")
         act = nn.relu
         h0 = act(_conv(self.width, padding=self.padding)(jnp.moveaxis(x, -3, -1)))
         h = h0
@@ -110,10 +115,7 @@ class UNet(nn.Module):
     @nn.compact
     def __call__(self, x: Float[Array, "... C H W"]) -> Float[Array, "... out H W"]:
         H, W = x.shape[-2:]
-        if self.padding not in PADDINGS:
-            raise ValueError(f"unknown padding {self.padding!r}; allowed: {', '.join(PADDINGS)}")
-        if H % 2**self.depth or W % 2**self.depth:
-            raise ValueError(f"the grid {H}x{W} must be divisible by 2 ** depth = {2 ** self.depth}")
+        _check_input(self.padding, H, W, self.depth, "depth")
         act = lambda z: nn.leaky_relu(z, 0.1)
         h = act(_conv(self.width, padding=self.padding)(jnp.moveaxis(x, -3, -1)))
         skips = [h]
