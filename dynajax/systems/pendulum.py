@@ -14,9 +14,10 @@ follows the thesis (``noise_std=0.01``); ``noise_std=0.0`` gives the clean state
 same trajectories (the noise has its own PRNG stream).
 
 Initial conditions follow the code's distribution -- ``y ~ U[-1, 1]^2`` rescaled to a
-radius ``~ U[1.3, 2.3]`` -- drawn with JAX's PRNG (``fold_in`` of the seed, the split and
-the trajectory index) instead of the code's ``np.random.seed(index)`` /
-``seed(INT32_MAX - index)``, so the trajectories are not the code's own draws.
+radius ``~ U[1.3, 2.3]``. By default they are drawn with JAX's PRNG (``fold_in`` of the
+seed, the split and the trajectory index); ``initial="released"`` gives the released code's
+own draws instead (:func:`released_initial`: NumPy's legacy ``seed(index)`` for train and
+``seed(INT32_MAX - index)`` for test), i.e. the thesis's trajectories up to the noise.
 
 Physical families (APHYNITY priors; the code trains ``omega0^2`` directly, no positivity
 constraint, from 0.2, and ``alpha`` from 0.1):
@@ -67,6 +68,7 @@ __all__ = [
     "omega0_sq_from_T0",
     "T0_from_omega0_sq",
     "sample_initial",
+    "released_initial",
     "generate",
     "generate_varying",
 ]
@@ -169,6 +171,28 @@ def _sample_initial(key, n, lo, hi):
     return jax.vmap(one)(jnp.arange(n))
 
 
+RELEASED_SEED_OFFSET = {"train": 0, "val": np.iinfo(np.int32).max // 2, "test": np.iinfo(np.int32).max}
+
+
+def released_initial(split: str, n: int) -> np.ndarray:
+    """The released code's initial conditions (float64 ``[n, 2]``), bit for bit.
+
+    Trajectory ``i`` seeds NumPy's legacy generator with ``i`` (train) or
+    ``INT32_MAX - i`` (test), draws ``y = 2 U[0, 1)^2 - 1`` and a radius ``U[0, 1) + 1.3``.
+    The code has no validation split (it selects on test); ``"val"`` here uses
+    ``INT32_MAX // 2 - i``, disjoint from both.
+    """
+    _gen.check_split(split)
+    n = _gen.check_count("n", n)
+    offset = RELEASED_SEED_OFFSET[split]
+    out = np.empty((n, 2))
+    for i in range(n):
+        rs = np.random.RandomState(offset - i if offset else i)
+        y = rs.rand(2) * 2.0 - 1.0
+        out[i] = y / np.sqrt(np.sum(y**2)) * (rs.rand() + 1.3)
+    return out
+
+
 def _noise(key: Array, shape: tuple[int, ...], std: float) -> np.ndarray:
     # trajectory i gets fold_in(key, i): its noise does not depend on n_traj
     if std == 0.0:
@@ -203,10 +227,12 @@ def _check_physical(params: Mapping[str, Any]) -> dict[str, float]:
     return params
 
 
-def _simulate(key_ic, key_noise, n_traj, per_traj, times, radius_range, noise_std, solver, rtol, atol):
-    """ICs, accurate solves and noise; module-level so tests can monkeypatch it."""
+def _simulate(key_ic, key_noise, n_traj, per_traj, times, radius_range, noise_std, solver, rtol, atol,
+              y0=None):
+    """ICs (unless given), accurate solves and noise; module-level so tests can monkeypatch it."""
     with jax.enable_x64(True):
-        y0 = np.asarray(sample_initial(key_ic, n_traj, radius_range=radius_range), np.float64)
+        if y0 is None:
+            y0 = np.asarray(sample_initial(key_ic, n_traj, radius_range=radius_range), np.float64)
         states = _gen.simulate(field, y0, per_traj, times, solver=solver, rtol=rtol, atol=atol)
         return states + _noise(key_noise, states.shape, noise_std)
 
@@ -221,6 +247,7 @@ def generate(
     horizon: float = 20.0,
     dt: float = 0.5,
     radius_range: tuple[float, float] = RADIUS_RANGE,
+    initial: str = "jax",
     solver: str = "dopri8",
     rtol: float = 1e-10,
     atol: float = 1e-12,
@@ -238,6 +265,9 @@ def generate(
         params: overrides of :data:`PARAMS` (``T0``, ``alpha``).
         horizon, dt: frames at ``0, dt, ..., horizon - dt`` (40 frames by default).
         radius_range: radius of the initial state ``(theta, theta_dot)``.
+        initial: ``"jax"`` (initial states from ``seed``) or ``"released"`` (the released
+            code's own draws, :func:`released_initial`; ``seed`` then sets only the noise,
+            and ``radius_range`` must be the default).
         solver, rtol, atol: the adaptive solver generating the data.
         cache: memoise on disk (:func:`dynajax.data.cached`); ``cache_dir`` overrides the directory.
 
@@ -251,17 +281,22 @@ def generate(
     times = _gen.time_grid(horizon, dt)
     noise_std = _gen.check_noise(noise_std)
     radius_range = _gen.check_range("radius_range", radius_range, positive=True)
+    if initial not in ("jax", "released"):
+        raise ValueError(f"initial must be 'jax' or 'released', got {initial!r}")
+    if initial == "released" and tuple(radius_range) != tuple(RADIUS_RANGE):
+        raise ValueError(f"initial='released' draws radii in {RADIUS_RANGE}; got radius_range={radius_range}")
     config = {
         "system": NAME, "split": split, "variant": "fixed", "seed": int(seed), "n_traj": n_traj,
         "params": physical, "noise_std": noise_std, "horizon": float(horizon), "dt": float(dt),
-        "radius_range": list(radius_range), "solver": solver, "rtol": float(rtol),
+        "radius_range": list(radius_range), "initial": initial, "solver": solver, "rtol": float(rtol),
         "atol": float(atol), "version": VERSION,
     }
 
     def build() -> data.TrajectoryDataset:
         per_traj = {k: np.full(n_traj, v) for k, v in physical.items()}
+        y0 = released_initial(split, n_traj) if initial == "released" else None
         states = _simulate(jax.random.fold_in(key, 0), jax.random.fold_in(key, 1), n_traj,
-                           per_traj, times, radius_range, noise_std, solver, rtol, atol)
+                           per_traj, times, radius_range, noise_std, solver, rtol, atol, y0)
         per_traj["omega0_sq"] = (2 * np.pi / per_traj["T0"]) ** 2
         return data.TrajectoryDataset(
             states=states, times=times, params=per_traj, env=np.zeros(n_traj, np.int32),

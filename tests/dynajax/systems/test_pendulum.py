@@ -99,6 +99,30 @@ def test_sample_initial(rng):
     np.testing.assert_array_equal(P.sample_initial(rng, 3), P.sample_initial(rng, 5)[:3])
 
 
+def test_released_initial_conditions_are_the_codes_draws():
+    # the released code: np.random.seed(i) (train) / seed(INT32_MAX - i) (test), then
+    # y = 2 rand(2) - 1 scaled to radius rand() + 1.3, drawn here through the global state
+    def code(seed):
+        np.random.seed(seed)
+        y = np.random.rand(2) * 2.0 - 1
+        return y / np.sqrt((y**2).sum()) * (np.random.rand() + 1.3)
+
+    top = np.iinfo(np.int32).max
+    train, val, test = (P.released_initial(s, 5) for s in ("train", "val", "test"))
+    np.testing.assert_array_equal(train, np.stack([code(i) for i in range(5)]))
+    np.testing.assert_array_equal(test, np.stack([code(top - i) for i in range(5)]))
+    r = np.linalg.norm(np.concatenate([train, val, test]), axis=1)
+    assert r.min() >= 1.3 and r.max() <= 2.3
+    assert not np.isclose(val[:, None], np.concatenate([train, test])[None]).all(-1).any()
+
+    ds = P.generate("test", n_traj=3, initial="released", noise_std=0.0, cache=False)
+    np.testing.assert_allclose(ds.states[:, 0], test[:3], atol=1e-12)
+    with pytest.raises(ValueError, match="initial"):
+        P.generate("test", initial="numpy", cache=False)
+    with pytest.raises(ValueError, match="radius"):
+        P.generate("test", initial="released", radius_range=(1.0, 2.0), cache=False)
+
+
 def _count_calls(monkeypatch):
     calls = []
     real = P._simulate
@@ -142,7 +166,7 @@ def test_every_generating_parameter_is_in_the_cache_key(tmp_path, monkeypatch):
     monkeypatch.setattr(P, "_simulate", fake)
     changes = [dict(), dict(params={"alpha": 0.3}), dict(params={"T0": 12.0}), dict(noise_std=0.02),
                dict(seed=1), dict(n_traj=3), dict(dt=0.25), dict(horizon=10.0),
-               dict(radius_range=(1.0, 2.0)), dict(solver="dopri5"), dict(rtol=1e-9), dict(atol=1e-10)]
+               dict(radius_range=(1.0, 2.0)), dict(initial="released"), dict(solver="dopri5"), dict(rtol=1e-9), dict(atol=1e-10)]
     for kw in changes:
         P.generate("train", **{"n_traj": 2, "cache_dir": tmp_path, **kw})
     P.generate("val", n_traj=2, cache_dir=tmp_path)
