@@ -15,11 +15,21 @@ scale) are trained, all seeds in one compiled program.
 
 Scales: ``full`` is the thesis budget (all sequences, 32x32 RD / 64x64 wave, batch 64 / 16,
 thousands of steps: GPU territory); ``quick`` shrinks the grids, the datasets and the step
-count so that a CPU finishes in minutes (RD at 16x16; the wave keeps the thesis 64x64 grid,
-the only one where its True PDE row reproduces, with 12 Adam steps, a 2-8-8-2 ConvNet without
-normalisation behind a zero-initialised gate, and the physical parameters started from the
-least-squares fit). At the quick scale APHYNITY is far from converged: the check is only that
-it improves on the physics-only model.
+count so that a CPU finishes in minutes (RD at 16x16). The quick wave keeps the thesis 64x64
+grid, the only one where its True PDE row reproduces, and deviates from the thesis / code
+protocol as follows (each choice made on the validation split, :data:`WAVE_QUICK_SELECTION`):
+
+* a 2-8-8-2 ConvNet without normalisation behind a zero-initialised gate (``F_a = 0`` at the
+  start), the physical parameter started from the Param PDE (c) least-squares fit on train;
+* ``lambda0 = 1e6`` instead of the code's 1 (``tau2 = 1e-3``, ``N_iter = 3`` kept): the
+  missing damping ``-k w_t`` alone has ``||F_a||^2`` of about 6e3 on these states while
+  the Param-only trajectory MSE is about 3e-2, so with ``lambda = 1`` the minimiser of
+  ``||F_a||^2 + lambda L_traj`` keeps ``F_a`` near 0 (measured: APHYNITY stays at the
+  Param-only validation error), and the code's ``tau2`` cannot raise ``lambda`` in a short run;
+* batch 1, 60 Adam steps on the full 25-step horizon, network lr 3e-3, physical lr 1e-2.
+
+At the quick scale APHYNITY is far from converged: the check is only that it improves on the
+physics-only model.
 """
 
 from __future__ import annotations
@@ -57,18 +67,43 @@ SIZES = {
     },
     "wave": {
         # quick: the thesis 64x64 grid (the physics-only rows only reproduce there: True PDE ln
-        # MSE -1.5 at 16x16, -2.3 at 32x32, -4.5 at 64x64), few sequences and steps, APHYNITY
-        # started from the Param PDE least-squares fit with a small zero-gated ConvNet. Caveat:
-        # gate, lr and norm were chosen among four configurations after reading their test
-        # errors (not validation); the APHYNITY check fails with all four.
-        "quick": {"size": 64, "n_train": 8, "n_val": 4, "n_test": 8, "batch": 2, "n_steps": 12,
-                  "chunk": 4, "lr_physical": 1e-3, "neural_ode": False, "unroll": 1,
-                  "hidden": 8, "lr": 1e-3, "gate_scale": 1000.0, "init_from_fit": True, "norm": None},
+        # MSE -1.5 at 16x16, -2.3 at 32x32, -4.5 at 64x64), few sequences, APHYNITY started from
+        # the Param PDE least-squares fit with a small zero-gated ConvNet. lambda0, lr, lr_physical,
+        # the training horizon and the batch were chosen on VALIDATION only (WAVE_QUICK_SELECTION).
+        # unroll 1: measured here (2 shared cores, 64x64, 2-8-8-2 ConvNet), a 25-step gradient step
+        # costs the same rolled or unrolled (4.1 s vs 4.0 s at batch 2) and unrolled compiles
+        # 4x longer (73 s vs 19 s), so the "auto" rule of dynajax._unroll would only cost time.
+        "quick": {"size": 64, "n_train": 8, "n_val": 4, "n_test": 8, "batch": 1, "n_steps": 60,
+                  "chunk": 10, "lr_physical": 1e-2, "neural_ode": False, "unroll": 1,
+                  "hidden": 8, "lr": 3e-3, "gate_scale": 100.0, "init_from_fit": True, "norm": None,
+                  "lambda0": 1e6},
         "full": {"size": 64, "n_train": 200, "n_val": 50, "n_test": 50, "batch": 16, "n_steps": 20000,
                  "chunk": 500, "lr_physical": None, "neural_ode": True, "unroll": 1},
     },
 }
 DATA_SEED = 0
+
+# How the quick wave configuration was chosen: validation ln MSE (25-step horizon, 4 validation
+# sequences, one training seed; Param PDE (c) least-squares fit: -2.34 on validation). Test
+# errors were not looked at. Written into metrics.json's notes.
+WAVE_QUICK_SELECTION = (
+    "Quick wave configuration chosen on validation only (ln MSE on the 4 validation sequences, "
+    "25-step horizon, one training seed; Param PDE (c) fit: -2.34): "
+    "(1) lambda0 1 vs 1e6 (5-step training windows, lr 1e-3 / 3e-3, physical lr 1e-3, cosine "
+    "decay, 120 steps): lambda0 = 1 stays at the Param-only error (best -2.35, -2.37), 1e6 "
+    "improves (-2.47, -2.41); "
+    "(2) training on 5-step windows sliced from the training sequences (batch 2, lambda0 1e6, "
+    "60-120 steps, network lr 1e-3 to 1e-2: best -2.35 to -2.48, and the 25-step validation "
+    "error degrades as training goes on, to -0.6 to -1.7) vs 10-step windows (batch 1, 60 steps: "
+    "-2.51) vs the full 25-step horizon (batch 1, 60 steps: -2.82, improving steadily): full "
+    "horizon kept; "
+    "(3) full horizon, 60 steps, (network lr, physical lr) = (1e-3, 1e-3): -2.82, (1e-3, 1e-2): "
+    "-2.94, (3e-3, 1e-2): -3.12 (kept). Gate scale 100 everywhere but one 5-step-window probe "
+    "(gate 1000); it was not compared on its own. Kept without a new comparison from the "
+    "earlier quick configuration, whose gate / lr / norm were chosen after reading test errors: "
+    "the zero-gated 2-8-8-2 ConvNet without normalisation and the start from the least-squares "
+    "fit."
+)
 
 
 def _convnet(hidden: int = 16, gate_scale: float | None = None, norm: str | None = "batch") -> nn.Module:
@@ -128,7 +163,9 @@ def _run_system(system: str, scale: str, seeds: int, out_dir: Path) -> Result:
         incomplete = mod.FAMILIES["undamped"]
         phys_names = ("c",)
         reparam = {"c": scaled(100.0)}
-        cfg = {"lambda0": 1.0, "tau2": 1e-3, "n_iter": 3, "lr": sz.get("lr", 1e-4)}  # released code (lr 1e-4)
+        # released code: lambda0 1, tau2 1e-3, N_iter 3, lr 1e-4; the quick scale overrides
+        # lambda0 and lr (chosen on validation: WAVE_QUICK_SELECTION)
+        cfg = {"lambda0": sz.get("lambda0", 1.0), "tau2": 1e-3, "n_iter": 3, "lr": sz.get("lr", 1e-4)}
         prefix, inc_label = "Param PDE (c)", "(c)"
         refs = {
             "Neural ODE": {metric: -2.51},
@@ -153,7 +190,8 @@ def _run_system(system: str, scale: str, seeds: int, out_dir: Path) -> Result:
     ls = fit.fit_family(incomplete, tr)
     err = float(np.mean([_pct(ls.params[n], truth[n]) for n in phys_names]))
     values[prefix] = {metric: [log(fit.rollout_mse(incomplete, ls.params, te))] * seeds,
-                      "param_error_pct": [err] * seeds}
+                      "param_error_pct": [err] * seeds,
+                      f"val_{metric}": [log(fit.rollout_mse(incomplete, ls.params, va))] * seeds}
     timings["physics-only rows"] = time.perf_counter() - t
 
     config = TrainConfig(method="aphynity", penalty="l2", n_steps=sz["n_steps"], chunk_size=sz["chunk"],
@@ -162,15 +200,16 @@ def _run_system(system: str, scale: str, seeds: int, out_dir: Path) -> Result:
     models = {}
 
     def evaluate(name, model, res):
-        # one compiled evaluation for all seeds
-        frames = test[: sz["batch"]].reshape((-1,) + test.shape[2:])
+        # one compiled evaluation for all seeds; ||F_a||^2 on the frames of the first (at
+        # least 4) test sequences
+        frames = test[: max(sz["batch"], 4)].reshape((-1,) + test.shape[2:])
 
         def one(p):
             return (evaluate_mse(model, p, test, te.times, batch_size=sz["batch"]),
                     norm_penalty(model, p, frames, "l2"))
 
         mse, fa = (np.asarray(v) for v in jax.jit(jax.vmap(one))(res.best_params))
-        out = {metric: [log(float(v)) for v in mse]}
+        out = {metric: [log(float(v)) for v in mse], f"val_{metric}": [log(float(v)) for v in res.best_val]}
         if model.physics is not None:
             phys = {n: np.asarray(v) for n, v in model.physical_params(res.best_params).items()}
             out["param_error_pct"] = [float(np.mean([_pct(phys[n][s], truth[n]) for n in phys_names]))
@@ -200,6 +239,9 @@ def _run_system(system: str, scale: str, seeds: int, out_dir: Path) -> Result:
     m = lambda name: float(np.mean(values[name][metric]))
     checks = [Check(f"APHYNITY {inc_label} improves on Param PDE {inc_label}", m(aph_name) < m(prefix),
                     f"{m(aph_name):.2f} vs {m(prefix):.2f} (thesis {refs[aph_name][metric]} vs {refs[prefix][metric]})")]
+    mv = lambda name: float(np.mean(values[name][f"val_{metric}"]))
+    checks.append(Check(f"APHYNITY {inc_label} improves on Param PDE {inc_label} on validation",
+                        mv(aph_name) < mv(prefix), f"{mv(aph_name):.2f} vs {mv(prefix):.2f} (validation split)"))
     if system == "rd":
         checks += [
             Check("Param PDE (a, b) least squares: log10 MSE about -1.26", -1.7 <= m(prefix) <= -0.8,
@@ -217,7 +259,7 @@ def _run_system(system: str, scale: str, seeds: int, out_dir: Path) -> Result:
     notes = (
         f"Scale {scale}: grid {sz['size']}x{sz['size']}, {sz['n_train']}/{sz['n_val']}/{sz['n_test']} "
         f"train/val/test sequences (data seed {DATA_SEED}), batch {sz['batch']}, {sz['n_steps']} Adam steps "
-        f"(lr {cfg['lr']}, physical {sz['lr_physical'] or cfg['lr']}), lambda0 {cfg['lambda0']}, "
+        f"(lr {cfg['lr']}, physical {sz['lr_physical'] or cfg['lr']}), lambda0 {cfg['lambda0']:g}, "
         f"tau2 {cfg['tau2']}, N_iter {cfg['n_iter']}; {seeds} seeds selected on validation. The quick "
         "scale is a smoke-sized run, far from the thesis budget: its APHYNITY row is not converged. "
         "Minibatches are redrawn at every step (the code repeats a batch N_iter times). "
@@ -226,11 +268,11 @@ def _run_system(system: str, scale: str, seeds: int, out_dir: Path) -> Result:
               if sz.get("gate_scale") else "")
            + ("; physical parameters start from the Param PDE least-squares fit (on train)"
               if sz.get("init_from_fit") else "") + ". "
-           + ("The quick wave gate / lr / norm were chosen after reading test errors of four "
-              "configurations (a protocol breach, disclosed); the APHYNITY check fails with all four. "
-              if system == "wave" and scale == "quick" else ""))
+           + (WAVE_QUICK_SELECTION + " " if system == "wave" and scale == "quick" else ""))
         +
-        "fa_norm_sq = mean over states and grid points of sum_channels F_a^2 on test states.\n"
+        "fa_norm_sq = mean over states and grid points of sum_channels F_a^2 on the frames of the "
+        "first (at least 4) test sequences. val_*: the validation error (APHYNITY: of the parameters kept "
+        "on validation).\n"
         "Wall time (s): " + ", ".join(f"{k}: {v:.0f}" for k, v in timings.items())
     )
     return Result(rows=rows, checks=checks, figures=figures, notes=notes)

@@ -48,12 +48,20 @@ def test_aphynity_pde_experiments_end_to_end(tmp_path, monkeypatch):
     _no_fit(monkeypatch)
     for system, name, metric in (("rd", "aphynity-rd", "log10_mse"), ("wave", "aphynity-wave", "log_mse")):
         # the wave runs the quick configuration's zero-gated F_a started from the fit
-        extra = {"hidden": 4, "gate_scale": 10.0, "init_from_fit": True, "norm": None} if system == "wave" else {}
+        extra = ({"hidden": 4, "gate_scale": 10.0, "init_from_fit": True, "norm": None, "lambda0": 1e6}
+                 if system == "wave" else {})
         monkeypatch.setitem(aphynity_pdes.SIZES[system], "quick", {**tiny, **extra})
         m = reproduce(name, scale="quick", seeds=1, out=tmp_path)
         rows = {r["method"]: r for r in m["rows"]}
         aph = next(r for k, r in rows.items() if k.startswith("APHYNITY"))
         assert metric in aph["metrics"] and "param_error_pct" in aph["metrics"]
+        # model selection is on validation: both rows report their validation error, and the
+        # validation check compares exactly those numbers
+        param = next(r for k, r in rows.items() if k.startswith("Param PDE"))
+        val = f"val_{metric}"
+        checks = {c["name"]: c["passed"] for c in m["checks"]}
+        on_val = next(v for k, v in checks.items() if k.endswith("on validation"))
+        assert on_val == (aph["metrics"][val]["mean"] < param["metrics"][val]["mean"])
         assert rows["True PDE"]["metrics"][metric]["mean"] is not None
         assert (tmp_path / name / f"aphynity_{system}.png").stat().st_size > 5_000
 
