@@ -12,7 +12,9 @@ apart. State ``X = (rho, u_x, u_y)`` with the
 velocity divided by its training RMS; observation ``Y = rho``.
 
 Models (all trained on observations only, Adam with cosine decay, model selection on the
-validation loss): setting 2 (``X0`` given), setting 1 (jointly trained UNet estimator from 4
+validation loss; the same protocol for every model: steps, learning rate, batch and a horizon
+curriculum: 30% of the steps on the first ``T/4`` targets of each window, 30% on ``T/2``,
+40% on all ``T``): setting 2 (``X0`` given), setting 1 (jointly trained UNet estimator from 4
 frames, scheduled sampling), and the ablations: direct ResNet map, UNet map, ResNet without
 skips (all given ``X0``), "Mod. H" (setting 2 observing ``u_x``), and PKnI (``full`` scale only:
 a UNet displacement estimator and Gaussian-kernel transport of the last frame). Restructuring: a small
@@ -22,7 +24,24 @@ Metrics on the test split, averaged over steps ``1..h``: ratio-of-squares relati
 observations (``rel_err``, and eq. 2.6's pointwise form ``rel_err_pw``), per-pixel cosine of
 the hidden velocity (``cos``); persistence beside them. Training uses a Python loop over a
 jitted step, because XLA:CPU runs convolutions inside :func:`dynajax.train.fit`'s rolled
-chunk scan about 9x slower (measured here: 12.4 s against 1.37 s per step).
+chunk scan about 9x slower (measured here: 12.4 s against 1.37 s per step); inside a step
+:func:`hd.rollout` unrolls its scan automatically (:func:`hd.should_unroll` is True for every
+model here) and substeps are a Python loop.
+
+Quick-scale recipe, chosen on the VALIDATION split only (setting 2, seed 0, 8 validation
+sequences scored at horizons 5/10/20; ratio-of-squares error / hidden cosine; velocity
+persistence cosine 0.636 / 0.504 / 0.380), 400 steps each:
+
+* previous recipe (ReLU, fixed T = 4, lr 2e-3): 0.414 / 0.536 / 0.723, cos 0.613 / 0.465 / 0.293;
+* lr 5e-3: 0.409 / 0.535 / 0.701, cos 0.582 / 0.434 / 0.306 (lr kept at 2e-3);
+* output gain 1e-3 (F ~ 0 at the start): 0.418 / 0.571 / 0.830, cos 0.585 / 0.456 / 0.330 (kept 0.1);
+* GELU, T = 4: 0.367 / 0.504 / 0.446, cos 0.532 / 0.357 / 0.199;
+* ReLU, curriculum to T = 8: 0.338 / 0.461 / 0.526, cos 0.628 / 0.490 / 0.341;
+* GELU, curriculum to T = 8 (kept): 0.265 / 0.369 / 0.350, cos 0.643 / 0.496 / 0.338.
+
+A fixed T = 8 is ~2x the step cost of T = 4; the curriculum's early short-horizon steps
+cost ~1.25x of T = 4 overall. The same GELU ResNet is used for every ResNet row (the direct
+ResNet ablation is "the same network" as F). The ``full`` scale keeps its untuned recipe.
 """
 
 from __future__ import annotations
@@ -51,9 +70,10 @@ from dynajax.systems import navier_stokes as ns
 
 SIZES = {
     "quick": {"n_train": 48, "n_val": 8, "n_test": 16, "train_frames": 24, "width": 16, "n_down": 2,
-              "n_blocks": 3, "unet_width": 8, "est_width": 8, "T": 4, "substeps": 3, "batch": 8,
+              "n_blocks": 3, "unet_width": 8, "est_width": 8, "T": 8, "substeps": 3, "batch": 8,
               "steps": 400, "lr": 2e-3, "val_every": 50, "restr_seqs": 10, "restr_steps": 200,
-              "teacher_decay": 0.99, "horizon": 50,
+              "teacher_decay": 0.99, "horizon": 50, "activation": "gelu",
+              "horizon_curriculum": ((0.25, 0.3), (0.5, 0.3), (1.0, 0.4)),
               "models": ("setting2", "setting1", "resnet", "unet", "noskip", "modh")},
     "full": {"n_train": 300, "n_val": 100, "n_test": 100, "train_frames": 50, "width": 32, "n_down": 2,
              "n_blocks": 3, "unet_width": 16, "est_width": 16, "T": 6, "substeps": 3, "batch": 8,
@@ -114,7 +134,8 @@ def _windows(states, obs_ch, length):
 def build_model(kind: str, cfg: dict) -> hd.HiddenModel:
     """The model of one row (``kind`` in :data:`NAMES`)."""
     obs = hd.ChannelProjection([1 if kind == "modh" else 0], 3)
-    res = {"width": cfg["width"], "n_down": cfg["n_down"], "n_blocks": cfg["n_blocks"]}
+    res = {"width": cfg["width"], "n_down": cfg["n_down"], "n_blocks": cfg["n_blocks"],
+           "activation": cfg.get("activation", "relu")}
     common = {"n_context": K, "substeps": cfg["substeps"]}
     if kind in ("setting2", "modh"):
         return hd.HiddenModel(ResNet(3, **res), obs, setting="canonical", **common)
@@ -126,22 +147,45 @@ def build_model(kind: str, cfg: dict) -> hd.HiddenModel:
     return hd.HiddenModel(net, obs, setting="canonical", method="direct", **common)
 
 
+def curriculum_stages(T: int, steps: int, curriculum=((1.0, 1.0),)) -> list[tuple[int, int]]:
+    """``[(horizon, n_steps), ...]``: ``curriculum`` holds ``(fraction of T, fraction of the
+    steps)`` pairs, horizons ``max(1, round(f * T))``; the last stage takes the rounding rest."""
+    fr = [float(f) for _, f in curriculum]
+    hs = [max(1, round(float(h) * T)) for h, _ in curriculum]
+    if not hs or min(fr) <= 0 or not np.isclose(sum(fr), 1.0) or max(hs) > T or hs[-1] != T:
+        raise ValueError(f"curriculum must be (horizon fraction <= 1, step fraction > 0) pairs, step fractions "
+                         f"summing to 1 and the last horizon = T; got {curriculum!r}")
+    n = [round(f * steps) for f in fr[:-1]]
+    return [(h, k) for h, k in zip(hs, [*n, steps - sum(n)]) if k > 0]
+
+
 def train_model(model, key, train_w, val_w, cfg, teacher=None, penalties=()):
     """Adam + cosine decay, a Python loop over a jitted step; best validation parameters
-    (validation on the fit term only; ``penalties`` as in :func:`hd.make_loss`)."""
+    (validation on the fit term only, over the full horizon ``T``; ``penalties`` as in
+    :func:`hd.make_loss`). ``cfg["horizon_curriculum"]`` (optional, default: the full horizon
+    throughout) trains on the first ``h`` targets of each window for a part of the steps
+    (:func:`curriculum_stages`); one compiled step per horizon."""
     k_init, k_state, k_data = jax.random.split(key, 3)
     params = jax.jit(model.init)(k_init, jnp.asarray(train_w["obs"][0, :K]))  # one compile, not one per layer
     opt = optax.adam(optax.cosine_decay_schedule(cfg["lr"], cfg["steps"]))
     state = train.init_state(params, opt, k_state)
     step = jax.jit(hd.make_train_step(model, opt, teacher=teacher, penalties=penalties))
     data = jax.tree_util.tree_map(jnp.asarray, train_w)
-    sample = jax.jit(lambda k: train.sample_minibatch(data, k, cfg["batch"]))
+    T = data["obs"].shape[1] - K
+    stages = curriculum_stages(T, cfg["steps"], cfg.get("horizon_curriculum", ((1.0, 1.0),)))
+
+    @functools.partial(jax.jit, static_argnums=1)
+    def sample(k, h):
+        b = train.sample_minibatch(data, k, cfg["batch"])
+        return dict(b, obs=b["obs"][:, :K + h])
+
     loss = hd.make_loss(model)
     val = jax.tree_util.tree_map(jnp.asarray, val_w)
     val_fn = jax.jit(lambda p: loss(p, val, jax.random.key(0))[1]["fit"])
     best, best_params = np.inf, params
+    horizons = np.repeat([h for h, _ in stages], [n for _, n in stages])
     for i in range(cfg["steps"]):
-        state, _ = step(state, sample(jax.random.fold_in(k_data, i)))
+        state, _ = step(state, sample(jax.random.fold_in(k_data, i), int(horizons[i])))
         if (i + 1) % cfg["val_every"] == 0 or i + 1 == cfg["steps"]:
             v = float(val_fn(state.params))
             if v < best:
@@ -369,12 +413,30 @@ def run(scale: str, seeds: int, out_dir: Path) -> Result:
         checks.append(Check("Mod. H degrades the error at 5 steps by < 1.7x (thesis 0.118 -> 0.191)",
                             r < 1.7, f"ratio {r:.2f}"))
     tm = {k: float(np.mean([t[k] for t in timings])) for k in timings[0]}
+    why = {  # the reasons measured in the quick runs (see the module docstring), for failed checks
+        "rel. error ranks": "at 50 steps every trained model has smoothed rho towards a blurred field near its mean "
+        "(errors of all models 0.16-0.23 against 3.7 for persistence, below their 10-step values), so the 50-step "
+        "ranking measures smoothing, not dynamics; at 5-10 steps setting 2 is the best model, but setting 1 (same "
+        "400 steps, estimator learned jointly) stays behind the direct ResNet/UNet maps",
+        "setting 2 hidden cosine >=": "the velocity channels are constrained only through their effect on rho "
+        "(where grad rho != 0); with 400 steps on 48 sequences F does not learn their Navier-Stokes evolution, "
+        "so the cosine follows velocity persistence at 5-10 steps and falls below it at 50",
+        "setting 2 hidden cosine above": "as above: no learned velocity dynamics beyond persistence at this budget",
+        "raw setting-1 cosine": "the jointly trained hidden channels carry no velocity information a per-frame "
+        "ConvNet regressor can recover from 10 sequences",
+    }
+    failed = [f"{c.name}: {r}" for c in checks if not c.passed for k, r in why.items() if c.name.startswith(k)]
     notes = (
-        f"Data {DATA}; K = {K} context frames; config {{k: v for k, v in cfg.items() if k != 'models'}}. "
-        "Errors are ratio-of-squares relative errors on the observed channel (rho; u_x for Mod. H), "
+        f"Data {DATA}; K = {K} context frames; config { {k: v for k, v in cfg.items() if k != 'models'} }. "
+        + ("Quick recipe (GELU ResNet, horizon curriculum T/4 -> T/2 -> T = 8, lr 2e-3, 400 steps for every "
+           "model) chosen on the validation split of seed 0 for setting 2 (val error h5/h10/h20 0.414/0.536/0.723 "
+           "-> 0.265/0.369/0.350, cos 0.613/0.465/0.293 -> 0.643/0.496/0.338); never on test. "
+           if scale == "quick" else "")
+        + "Errors are ratio-of-squares relative errors on the observed channel (rho; u_x for Mod. H), "
         "averaged over steps 1..h; rel_err_pw is eq. 2.6 with eps = 1e-2; cos is eq. 2.7 on the "
         "(normalised) velocity channels. Thesis numbers come from 64x64, Re ~ 1e4 data and a different "
         "generator: compare orderings, not values. Wall seconds per part (mean over seeds): "
         + ", ".join(f"{k} {v:.0f}" for k, v in tm.items())
+        + ("" if not failed or scale != "quick" else ". Why the failed checks fail (quick scale): " + "; ".join(failed))
     )
     return Result(rows=result_rows, checks=checks, figures=[fig], notes=notes)

@@ -27,6 +27,7 @@ __all__ = ["PKnI", "ResNet", "UNet", "fit_restructuring", "gaussian_warp", "pkni
 
 
 PADDINGS = ("CIRCULAR", "REFLECT", "SAME")
+ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu, "swish": nn.swish}
 
 
 def _check_input(padding: str, H: int, W: int, levels: int, name: str) -> None:
@@ -63,6 +64,7 @@ class ResNet(nn.Module):
         skip: residual skips in the blocks and the full-resolution concatenation.
         out_gain: gain of the orthogonal init of the output conv.
         padding: ``"CIRCULAR"`` (periodic), ``"REFLECT"`` or ``"SAME"`` (zeros).
+        activation: ``"relu"`` (the thesis' ResNet) or a smooth ``"gelu"`` / ``"swish"``.
     """
 
     out_channels: int
@@ -72,12 +74,15 @@ class ResNet(nn.Module):
     skip: bool = True
     out_gain: float = 0.1
     padding: str = "CIRCULAR"
+    activation: str = "relu"
 
     @nn.compact
     def __call__(self, x: Float[Array, "... C H W"]) -> Float[Array, "... out H W"]:
         H, W = x.shape[-2:]
         _check_input(self.padding, H, W, self.n_down, "n_down")
-        act = nn.relu
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; allowed: {', '.join(ACTIVATIONS)}")
+        act = ACTIVATIONS[self.activation]
         h0 = act(_conv(self.width, padding=self.padding)(jnp.moveaxis(x, -3, -1)))
         h = h0
         for _ in range(self.n_down):

@@ -105,3 +105,13 @@ def test_unroll_rule_follows_convolutions(rng):
         assert hd.should_unroll(fn, p, x, backend="cpu") is convolves
         assert hd.should_unroll(fn, p, x, backend="gpu") is False
     assert jax.eval_shape(UNet(2, width=2, depth=1).init_with_output, rng, x)[0].shape == (2, 8, 8)
+
+
+def test_resnet_activation_option(rng):
+    x = jax.random.normal(rng, (3, 8, 8))
+    relu, gelu = ResNet(3, width=4, n_down=1, n_blocks=1), ResNet(3, width=4, n_down=1, n_blocks=1, activation="gelu")
+    p = jax.jit(relu.init)(rng, x)  # same parameter tree: only the nonlinearity differs
+    a, b = jax.jit(relu.apply)(p, x), jax.jit(gelu.apply)(p, x)
+    assert a.shape == b.shape == x.shape and not np.allclose(a, b)
+    with pytest.raises(ValueError, match="activation"):
+        jax.eval_shape(ResNet(3, width=4, n_down=1, activation="tanh").init, rng, x)

@@ -26,3 +26,13 @@ def test_hidden_ns_tiny_run(tmp_path, monkeypatch):
     names = {c["name"] for c in m["checks"]}
     assert any("beats persistence" in n for n in names)
     assert (out / "hidden_ns_rollout.png").stat().st_size > 10_000
+
+
+def test_curriculum_stages_cover_the_steps_and_end_at_the_full_horizon():
+    stages = hidden_ns.curriculum_stages(8, 401, ((0.25, 0.3), (0.5, 0.3), (1.0, 0.4)))
+    assert [h for h, _ in stages] == [2, 4, 8]
+    assert sum(n for _, n in stages) == 401 and stages[0][1] == round(0.3 * 401)
+    assert hidden_ns.curriculum_stages(6, 10) == [(6, 10)]  # default: the full horizon throughout
+    for bad in (((0.5, 1.0),), ((1.0, 0.5),), ((0.5, 0.0), (1.0, 1.0)), ((2.0, 0.5), (1.0, 0.5))):
+        with pytest.raises(ValueError, match="curriculum"):
+            hidden_ns.curriculum_stages(8, 100, bad)
