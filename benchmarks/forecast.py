@@ -40,15 +40,19 @@ stored in the forward pass instead of recomputed in the backward (``remat="auto"
 
 from __future__ import annotations
 
-import os
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks.harness import Context, Row, register
+from benchmarks.harness import (
+    Context,
+    Row,
+    check_first_step,
+    compiled_step,
+    import_reference,
+    register,
+)
 from dynajax.forecast import aphynity as aph
 from dynajax.forecast import leads
 from dynajax.nn import MLP, normal, orthogonal
@@ -65,19 +69,6 @@ OMEGA0_SQ, LAMBDA0, TAU2, N_ITER = 0.2, 1.0, 1.0, 5
 # LEADS LV
 E, N_TRAJ, T_LEADS, WIDTH_LEADS = 10, 1, 20, 64
 LAM, ALPHA, N_POWER = 5e3, 1e-3, 5
-
-
-def _import_torch(ctx: Context, workload: str):
-    try:
-        import torch
-        import torchdiffeq
-    except ImportError as e:
-        ctx.note(f"{workload}: torch/torchdiffeq not importable ({e}); install the [bench] extra; ratio null")
-        return None, None
-    threads = os.environ.get("DYNAJAX_BENCH_TORCH_THREADS")
-    if threads:
-        torch.set_num_threads(int(threads))
-    return torch, torchdiffeq
 
 
 def _dense_layers(net_params) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -99,28 +90,6 @@ def _pendulum_batch(seed: int = 0) -> np.ndarray:
         ys = jax.vmap(lambda y: integrate(field, y, ts, solver="dopri5", rtol=1e-8, atol=1e-8,
                                           args=theta))(jnp.asarray(y0))
     return np.asarray(ys, np.float32)
-
-
-def _compiled(step, state0, batch):
-    """``(compiled step, call advancing a held state, compile seconds)``."""
-    t0 = time.perf_counter()
-    f = jax.jit(step).lower(state0, batch).compile()
-    comp = time.perf_counter() - t0
-    holder = {"s": state0}
-
-    def call():
-        holder["s"], m = f(holder["s"], batch)
-        return m["loss"]
-
-    return f, call, comp
-
-
-def _check(name: str, lj: float, lt: float, dw: float, ctx: Context) -> None:
-    if not abs(lj - lt) <= RTOL * abs(lt):
-        raise RuntimeError(f"{name} benchmark: first-step loss dynajax {lj} vs torch {lt}")
-    if not dw <= ATOL:
-        raise RuntimeError(f"{name} benchmark: weights differ by {dw} after one step")
-    ctx.note(f"check first {name} step: loss {lj:.6f} vs torch {lt:.6f}; max |dW| {dw:.1e}")
 
 
 # ----------------------------------------------------------------------------- APHYNITY
@@ -170,15 +139,16 @@ def run_aphynity(ctx: Context) -> list[Row]:
     step = make_step(aph.make_loss(model, times, method="aphynity", penalty="l2_normalized"), opt, uzawa=uz)
     state0 = init_state(params, opt, jax.random.key(1), uzawa=uz)
     xb = jnp.asarray(batch)
-    f, jax_call, comp = _compiled(step, state0, xb)
+    f, jax_call, comp = compiled_step(step, state0, xb)
     fns = {"dynajax-aphynity-step": jax_call}
-    torch, torchdiffeq = _import_torch(ctx, "aphynity")
+    torch, torchdiffeq = import_reference(ctx, "aphynity", "torch", "torchdiffeq")
     if torch is not None:
         tstep, ws = torch_aphynity_step(torch, torchdiffeq.odeint, _dense_layers(params["network"]), batch)
         s1, m1 = f(state0, xb)
         lt = float(tstep())
         w1 = np.asarray(s1.params["network"]["params"]["Dense_1"]["kernel"])
-        _check("aphynity", float(m1["loss"]), lt, float(np.max(np.abs(w1 - ws[2].detach().numpy()))), ctx)
+        check_first_step(ctx, "aphynity", float(m1["loss"]), lt, float(np.max(np.abs(w1 - ws[2].detach().numpy()))),
+                         RTOL, ATOL)
         fns["torch-aphynity-step"] = tstep
     return _rows(ctx, "aphynity", fns, comp, units=B * T_APH, unit="trajectory-frame",
                  extra={"batch": B, "frames": T_APH, "width": WIDTH_APH})
@@ -271,9 +241,9 @@ def run_leads(ctx: Context) -> list[Row]:
     data = _lv_data()
     step, state = leads.make_trainer(model, jax.random.split(jax.random.key(0), 1), data)
     state0 = jax.tree_util.tree_map(lambda a: a[0], state)
-    f, jax_call, comp = _compiled(step, state0, None)
+    f, jax_call, comp = compiled_step(step, state0, None)
     fns = {"dynajax-leads-step": jax_call}
-    torch, torchdiffeq = _import_torch(ctx, "leads")
+    torch, torchdiffeq = import_reference(ctx, "leads", "torch", "torchdiffeq")
     if torch is not None:
         p = state0.params
         f_layers = _dense_layers(p["f"])
@@ -287,7 +257,8 @@ def run_leads(ctx: Context) -> list[Row]:
         s1, m1 = f(state0, None)
         lt = float(tstep())
         w1 = np.asarray(s1.params["g"]["Dense_1"]["kernel"])
-        _check("leads", float(m1["loss"]), lt, float(np.max(np.abs(w1 - g_w[2].detach().numpy()))), ctx)
+        check_first_step(ctx, "leads", float(m1["loss"]), lt, float(np.max(np.abs(w1 - g_w[2].detach().numpy()))),
+                         RTOL, ATOL)
         fns["torch-leads-step"] = tstep
     return _rows(ctx, "leads", fns, comp, units=E * N_TRAJ * T_LEADS, unit="trajectory-frame",
                  extra={"envs": E, "frames": T_LEADS, "width": WIDTH_LEADS, "power_iter": N_POWER})

@@ -20,6 +20,7 @@ The first five keys are the contract; the others are extra information.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import math
 import os
@@ -36,8 +37,11 @@ __all__ = [
     "Row",
     "Timing",
     "block",
+    "check_first_step",
+    "compiled_step",
     "fill_ratios",
     "format_table",
+    "import_reference",
     "register",
     "resolve_names",
     "run_workloads",
@@ -109,6 +113,51 @@ class Timing:
     median_s: float
     times_s: list[float]
     warmup_s: list[float]
+
+
+def import_reference(ctx: Context, workload: str, *modules: str) -> tuple[Any, ...]:
+    """The reference implementation's modules, or ``None`` for each (with a note) if missing.
+
+    When ``torch`` is among them, ``DYNAJAX_BENCH_TORCH_THREADS`` (if set) fixes its
+    intra-op threads.
+    """
+    try:
+        found = tuple(importlib.import_module(m) for m in modules)
+    except ImportError as e:
+        ctx.note(f"{workload}: {'/'.join(modules)} not importable ({e}); install the [bench] extra; ratio null")
+        return (None,) * len(modules)
+    threads = os.environ.get("DYNAJAX_BENCH_TORCH_THREADS")
+    if threads and "torch" in modules:
+        found[modules.index("torch")].set_num_threads(int(threads))
+    return found
+
+
+def check_first_step(ctx: Context, name: str, loss: float, ref_loss: float, weight_diff: float,
+                     rtol: float, atol: float) -> None:
+    """Raises unless one step from the same weights agrees with the reference (loss to
+    ``rtol`` relative, weights to ``atol``); notes the agreement otherwise."""
+    if not abs(loss - ref_loss) <= rtol * abs(ref_loss):
+        raise RuntimeError(f"{name} benchmark: first-step loss dynajax {loss} vs reference {ref_loss}")
+    if not weight_diff <= atol:
+        raise RuntimeError(f"{name} benchmark: weights differ by {weight_diff} after one step")
+    ctx.note(f"check first {name} step: loss {loss:.6f} vs reference {ref_loss:.6f}; max |dW| {weight_diff:.1e}")
+
+
+def compiled_step(step: Callable, state0: Any, batch: Any) -> tuple[Callable, Callable[[], Any], float]:
+    """``(compiled step, call advancing a held state and returning its loss, compile seconds)``
+    for a training ``step(state, batch) -> (state, metrics)``."""
+    import jax
+
+    t0 = time.perf_counter()
+    f = jax.jit(step).lower(state0, batch).compile()
+    compile_s = time.perf_counter() - t0
+    holder = {"s": state0}
+
+    def call():
+        holder["s"], m = f(holder["s"], batch)
+        return m["loss"]
+
+    return f, call, compile_s
 
 
 def block(x: Any) -> Any:

@@ -22,14 +22,20 @@ spinning OpenMP threads can be far slower than one thread).
 from __future__ import annotations
 
 import os
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks.harness import Context, Row, register
+from benchmarks.harness import (
+    Context,
+    Row,
+    check_first_step,
+    compiled_step,
+    import_reference,
+    register,
+)
 from dynajax.train import init_state, make_step
 from dynajax.transport.least_action import lap_uzawa, transport_penalty
 
@@ -145,37 +151,17 @@ def run_lap(ctx: Context, width: int | None = None) -> list[Row]:
     pj = jax.tree_util.tree_map(jnp.asarray, params)
     state0 = init_state(pj, opt, jax.random.key(0), uzawa=uz)
     batch = (jnp.asarray(x), jnp.asarray(y))
-    t0 = time.perf_counter()
-    f = jax.jit(step).lower(state0, batch).compile()
-    comp = time.perf_counter() - t0
-    holder = {"s": state0}
-
-    def jax_call():
-        holder["s"], m = f(holder["s"], batch)
-        return m["loss"]
-
+    f, jax_call, comp = compiled_step(step, state0, batch)
     fns = {"dynajax-lap-step": jax_call}
-    try:
-        import torch
-    except ImportError as e:
-        torch = None
-        ctx.note(f"least_action: torch not importable ({e}); install the [bench] extra; ratio null")
+    (torch,) = import_reference(ctx, "least_action", "torch")
     if torch is not None:
-        threads = os.environ.get("DYNAJAX_BENCH_TORCH_THREADS")
-        if threads:
-            torch.set_num_threads(int(threads))
         net, tstep = torch_impl(torch, params, width)
         xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
         # check: first step from the same weights gives the same loss and parameters
         s1, m1 = f(state0, batch)
         lt = float(tstep(xt, yt))
-        lj = float(m1["loss"])
-        if not abs(lj - lt) <= RTOL * abs(lt):
-            raise RuntimeError(f"least_action benchmark: first-step loss dynajax {lj} vs torch {lt}")
         dw = float(np.max(np.abs(np.asarray(s1.params["b2_w"][3]) - net.b2[3].weight.detach().numpy().T)))
-        if not dw <= ATOL:
-            raise RuntimeError(f"least_action benchmark: parameters differ by {dw} after one step")
-        ctx.note(f"check first LAP step: loss {lj:.6f} vs torch {lt:.6f}; max |dW| {dw:.1e}")
+        check_first_step(ctx, "LAP", float(m1["loss"]), lt, dw, RTOL, ATOL)
         fns["torch-lap-step"] = lambda: tstep(xt, yt)
     timings = ctx.time_interleaved(fns, {"torch-lap-step": lambda v: v} if torch else None)
     rows = []
