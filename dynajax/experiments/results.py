@@ -54,7 +54,7 @@ class Result:
         rows: measured metrics per method.
         checks: the criteria that say whether the reproduction holds.
         figures: file names (relative to the output directory) of the PNGs written.
-        notes: free text for the report (protocol, deviations from the paper).
+        notes: free text for the report and metrics.json (protocol, deviations from the paper).
     """
 
     rows: list[Row]
@@ -80,6 +80,7 @@ def metrics_dict(
         "versions": versions,
         "rows": [r.to_json() for r in result.rows],
         "checks": [dataclasses.asdict(c) for c in result.checks],
+        "notes": result.notes.strip(),
     }
 
 

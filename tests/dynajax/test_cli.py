@@ -34,7 +34,8 @@ def test_metrics_json_contract(tmp_path, toy_experiment):
     m = reproduce(toy_experiment, scale="quick", seeds=3, out=tmp_path)
     on_disk = json.loads((tmp_path / "toy" / "metrics.json").read_text())
     assert on_disk == m
-    assert set(m) == {"experiment", "scale", "seeds", "wall_seconds", "versions", "rows", "checks"}
+    assert set(m) == {"experiment", "scale", "seeds", "wall_seconds", "versions", "rows", "checks", "notes"}
+    assert m["notes"] == "toy"  # protocol and deviations travel with the numbers
     assert (m["experiment"], m["scale"], m["seeds"]) == ("toy", "quick", 3)
     assert set(m["versions"]) >= {"dynajax", "jax"}
     (row,) = m["rows"]
