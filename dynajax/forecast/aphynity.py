@@ -56,6 +56,7 @@ __all__ = [
     "METHODS",
     "PENALTIES",
     "SCHEDULES",
+    "VAL_METRICS",
     "Aphynity",
     "TrainConfig",
     "derivative_mse",
@@ -72,6 +73,7 @@ __all__ = [
 PENALTIES = ("l2", "l2_normalized")
 METHODS = ("aphynity", "non_adaptive", "vanilla", "derivative")
 SCHEDULES = ("constant", "cosine", "exponential")
+VAL_METRICS = ("mse", "geomean_mse")
 _SOLVERS = ("rk4_38", "rk4", "euler", "midpoint", "heun")
 
 # name -> (raw -> physical, physical -> raw)
@@ -383,6 +385,11 @@ class TrainConfig:
         chunk_size: steps per compiled chunk; validation runs after each.
         patience: early stopping (validations without improvement), or ``None``.
         val_batch_size: batch size of the validation rollouts (``None``: all at once).
+        val_metric: what selects the best parameters: ``"mse"`` (the trajectory MSE
+            over the validation split, the thesis's test metric) or ``"geomean_mse"`` (the
+            geometric mean over validation trajectories of their MSE; one trajectory that
+            diverges, e.g. a pendulum passing near its unstable equilibrium, cannot decide
+            the selection alone).
         schedule: learning-rate decay over ``n_steps``: ``"constant"`` (the code's),
             ``"cosine"`` (from the rate to ``final_lr_factor`` times it) or
             ``"exponential"`` (geometric, same end points).
@@ -401,6 +408,7 @@ class TrainConfig:
     chunk_size: int = 250
     patience: int | None = None
     val_batch_size: int | None = None
+    val_metric: str = "mse"
     schedule: str = "constant"
     final_lr_factor: float = 1e-2
 
@@ -413,6 +421,8 @@ class TrainConfig:
             raise ValueError("need n_steps >= 0, lr > 0 and n_iter >= 1")
         if self.lr_physical is not None and not self.lr_physical > 0:
             raise ValueError(f"lr_physical must be > 0 or None, got {self.lr_physical}")
+        if self.val_metric not in VAL_METRICS:
+            raise ValueError(f"unknown val_metric {self.val_metric!r}; allowed: {', '.join(VAL_METRICS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; allowed: {', '.join(SCHEDULES)}")
         if not 0 < self.final_lr_factor <= 1:
@@ -514,7 +524,11 @@ def train(
     validate = None
     if val_states is not None:
         val = jnp.asarray(val_states, jnp.float32)
-        validate = lambda p: evaluate_mse(model, p, val, times, batch_size=config.val_batch_size)
+        geomean = config.val_metric == "geomean_mse"
+
+        def validate(p):
+            per = evaluate_mse(model, p, val, times, batch_size=config.val_batch_size, per_trajectory=geomean)
+            return jnp.exp(jnp.mean(jnp.log(per))) if geomean else per
     return fit(step, state, train_states, n_steps=config.n_steps, chunk_size=config.chunk_size,
                batch_size=config.batch_size, validate=validate, patience=config.patience,
                seeds=True, progress=progress)

@@ -178,6 +178,28 @@ def test_aphynity_converges_to_the_min_norm_decomposition_on_the_linearised_pend
     assert a_star < 0.0
 
 
+def test_geomean_validation_criterion_scores_the_kept_parameters(rng):
+    # the recorded best validation value is the geometric mean over validation trajectories of
+    # the kept parameters' per-trajectory MSE, and no other checkpoint scores lower on it
+    fam = pendulum.FAMILIES["frictionless"]
+    model = aph.Aphynity(fam, MLP((8, 2)))
+    ts = np.arange(8) * 0.5
+    truth = {"physical": {"omega0_sq": jnp.float32(1.1), "alpha": jnp.float32(0.2)}, "network": {}}
+    full = aph.Aphynity(pendulum.FAMILIES["complete"], None)
+    data = full.rollout(truth, _pendulum_y0(rng, 4), ts)
+    val = full.rollout(truth, 2.0 * _pendulum_y0(jax.random.fold_in(rng, 1), 3), ts)  # spread errors
+    cfg = aph.TrainConfig(n_steps=6, chunk_size=2, lr=3e-2, val_metric="geomean_mse")
+    res = aph.train(model, data, val, ts, cfg, jax.random.split(rng, 2))
+    for s in range(2):
+        p = jax.tree_util.tree_map(lambda x, s=s: x[s], res.best_params)
+        per = np.asarray(aph.evaluate_mse(model, p, val, ts, per_trajectory=True), np.float64)
+        assert per.max() > 2 * per.min()  # the geometric and arithmetic means differ here
+        np.testing.assert_allclose(res.best_val[s], np.exp(np.mean(np.log(per))), rtol=1e-4)
+        assert res.best_val[s] <= np.min(res.history["val_loss"][:, s]) * (1 + 1e-6)
+    with pytest.raises(ValueError, match="unknown val_metric"):
+        aph.TrainConfig(val_metric="median")
+
+
 def test_validation_errors():
     with pytest.raises(ValueError, match="neither"):
         aph.Aphynity(None, None)

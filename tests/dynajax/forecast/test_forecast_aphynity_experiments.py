@@ -17,8 +17,8 @@ def _no_fit(monkeypatch):
 
 @pytest.mark.slow
 def test_aphynity_pendulum_end_to_end(tmp_path, monkeypatch):
-    tiny = {"n_traj": 3, "hidden": 8, "n_steps": 4, "chunk": 2, "lr_grid": (1e-3, 1e-2), "physical_ratio": 10.0,
-            "schedule": "cosine", "ablations": (), "true_ode": False, "complete": False,
+    tiny = {"n_traj": 3, "hidden": 8, "n_steps": 4, "chunk": 2, "lr_grid": (1e-3, 1e-2), "physical_ratios": (10.0, 100.0),
+            "val_metric": "geomean_mse", "schedule": "cosine", "ablations": (), "true_ode": False, "complete": False,
             "hamiltonian": False}
     monkeypatch.setitem(aphynity_pendulum.SIZES, "quick", tiny)
     _no_fit(monkeypatch)
@@ -33,7 +33,8 @@ def test_aphynity_pendulum_end_to_end(tmp_path, monkeypatch):
     assert po[0] == po[1]
     # the reported rate is one of the grid's, the same for every seed (selected on validation)
     assert aph["metrics"]["lr"]["values"][0] in (1e-3, 1e-2) and aph["metrics"]["lr"]["std"] == 0
-    assert "val_log_mse" in aph["metrics"]
+    assert aph["metrics"]["physical_ratio"]["values"][0] in (10.0, 100.0)
+    assert "val_log_mse" in aph["metrics"] and "val_log_geomean_mse" in aph["metrics"]
     names = {c["name"] for c in m["checks"]}
     assert "APHYNITY (w0) beats Param ODE (w0) on log MSE" in names
     out = tmp_path / "aphynity-pendulum"
