@@ -6,9 +6,9 @@ averaged over the 8 environments. Thesis trend: LEADS' error falls as ``m`` grow
 environments share ``f``), One-For-All's rises (one field cannot fit more environments).
 Same protocol, networks and selection on validation as ``leads-lv``
 (:func:`dynajax.experiments.leads_lv.run_table_315`); its ``group_*`` sizes are used here.
-Groups are consecutive (the thesis does not say how it formed them). Deviation: the groups
-of one seed are ``vmap``-ped in one run, so the validation checkpoint is chosen on the sum
-over groups, not per group as separate runs would (measured effect in the notes).
+Groups are consecutive (the thesis does not say how it formed them). The groups of one seed
+are ``vmap``-ped in one run, and each keeps its own best validation checkpoint, as separate
+runs would (:func:`dynajax.forecast.leads.fit_leads` with ``groups=True``).
 
 The notes carry :func:`one_for_all_floor` per ``m`` (the lowest error One-For-All can reach
 on this data) and the diagnosis of why, at the quick budget, One-For-All at ``m = 2`` ends
@@ -47,8 +47,8 @@ _DIAGNOSIS = (
     "cover more of the state space and the target (the 8-environment mean) is smooth: train 0.351 vs "
     "floor 0.338, test 0.42. The thesis' m = 2 and m = 4 values sit at this floor (0.22 vs 0.234, 0.33 "
     "vs 0.314; 120k epochs, selected on test), ours are ~0.2 and ~0.1 above it. Not the cause: budget (3000 steps, validation every 250: m=2 0.436, m=8 0.413), validation "
-    "selection (selecting each group on its own validation MSE instead of the sum over groups, which "
-    "is what fit_leads does with groups: m=2 0.473 instead of 0.535, still above m=8), lr (3e-4: m=2/4/8 = 0.384/0.463/0.423, still not "
+    "selection (selecting each group on its own validation MSE, as fit_leads now does, instead of the "
+    "sum over groups as it did: m=2 0.473 instead of 0.535 in that probe, still above m=8), lr (3e-4: m=2/4/8 = 0.384/0.463/0.423, still not "
     "monotone; lr stays at the thesis' 1e-3). Grouping matters: the thesis does not say how groups were "
     "formed; consecutive pairs of ENVIRONMENTS[:8] pair dissimilar environments (pair floors 0.03-0.55); "
     "pairing similar ones ({0,1},{2,3},{4,7},{5,6}) gives m=2 test 0.20. Grouping is left consecutive "

@@ -474,7 +474,8 @@ def fit_leads(
             ``ss_k = 0`` disables it.
         groups: whether the data carry a leading group axis. Groups train independently
             (their losses are summed; Adam is elementwise, so the updates are those of
-            separate runs); validation selects on the sum over groups.
+            separate runs); validation selects per group, so every group keeps its own
+            best step (``best_val`` is ``[n_seeds, G]``).
         chunk_size: steps per compiled chunk.
         state: continue from this :class:`~dynajax.train.TrainState` (its params, optimiser
             state and step) instead of initialising.
@@ -497,7 +498,7 @@ def fit_leads(
 
         def validate(p):
             if groups:
-                return jnp.sum(jax.vmap(lambda q, v: jnp.mean(mse_per_env(model, q, v)))(p, val))
+                return jax.vmap(lambda q, v: jnp.mean(mse_per_env(model, q, v)))(p, val)  # [G]
             return jnp.mean(mse_per_env(model, p, val))
 
     elif val is not None:
