@@ -389,7 +389,8 @@ class TrainConfig:
             over the validation split, the thesis's test metric) or ``"geomean_mse"`` (the
             geometric mean over validation trajectories of their MSE; one trajectory that
             diverges, e.g. a pendulum passing near its unstable equilibrium, cannot decide
-            the selection alone).
+            the selection alone; by the same token it can keep a checkpoint on which one
+            trajectory blew up, so report the plain MSE beside it).
         schedule: learning-rate decay over ``n_steps``: ``"constant"`` (the code's),
             ``"cosine"`` (from the rate to ``final_lr_factor`` times it) or
             ``"exponential"`` (geometric, same end points).
