@@ -286,7 +286,8 @@ class FitResult:
         state: the final state (leading seed axis with ``seeds=True``).
         best_params: parameters with the best validation loss (the final ones without
             validation).
-        best_val: best validation loss per seed (``nan`` without validation).
+        best_val: best validation loss per seed (``[n_seeds, G]`` when ``validate``
+            returns ``[G]``; ``nan`` without validation).
         history: per-step training metrics as numpy arrays ``[n_steps(, n_seeds)]`` and
             ``val_loss`` / ``val_step`` per validation ``[n_evals(, n_seeds)]``.
         stopped_early: whether early stopping ended the run.
@@ -329,7 +330,9 @@ def fit(
             validation, early stopping, checkpoints and the progress bar run between chunks.
         batch_size: minibatch size when ``data`` is a pytree; ``None`` = full batch.
         validate: ``validate(params) -> scalar`` loss on a validation split, evaluated after
-            each chunk (vmapped over seeds). The best parameters are kept.
+            each chunk (vmapped over seeds). The best parameters are kept. It may return
+            ``[G]`` losses for parameters with a leading ``[G]`` axis of independent models
+            (e.g. LEADS groups): each model then keeps its own best.
         patience: stop when the validation loss has not improved for this many
             evaluations (for every seed). Needs ``validate``.
         seeds: whether ``state`` carries a leading seed axis to ``vmap`` over.
@@ -443,6 +446,10 @@ def fit(
                 val = np.asarray(jax.device_get(val_fn(state.params)), dtype=np.float64)
                 history.setdefault("val_loss", []).append(val)
                 history.setdefault("val_step", []).append(done)
+                if best_val.shape != val.shape:  # validate returns more than one value per seed
+                    extra = (1,) * (val.ndim - best_val.ndim)
+                    best_val = np.broadcast_to(best_val.reshape(best_val.shape + extra), val.shape).copy()
+                    since_best = np.broadcast_to(since_best.reshape(since_best.shape + extra), val.shape).copy()
                 improved = val < best_val
                 best_val = np.where(improved, val, best_val)
                 since_best = np.where(improved, 0, since_best + 1)

@@ -101,18 +101,18 @@ def test_leads_training_fits_and_adaptation_keeps_f_bit_identical(rng):
 
 
 def test_groups_select_their_own_best_step(rng):
-    # two independent groups of N_ENV environments (the second's data scaled up, so their
-    # validation curves differ): each group keeps the parameters of its own lowest validation
+    # three independent groups of N_ENV environments (scaled data, so their validation curves
+    # differ): each group keeps the parameters of its own lowest validation
     # MSE, which the recorded history and a re-evaluation of the kept parameters confirm
-    states = jnp.stack([_states(rng), 3.0 * _states(jax.random.fold_in(rng, 1))])  # [G=2, env, traj, time, d]
+    states = jnp.stack([s * _states(jax.random.fold_in(rng, i)) for i, s in enumerate((1.0, 2.0, 3.0))])  # [G=3, env, traj, time, d]
     model = _model(lam=1e3, alpha=1e-3)
     keys = jax.random.split(jax.random.fold_in(rng, 3), 2)
     res = leads.fit_leads(model, keys, states, val=states, n_steps=60, chunk_size=20, lr=3e-2, groups=True)
     hist = np.asarray(res.history["val_loss"])  # [n_evals, seeds, G]
-    assert res.best_val.shape == (2, 2) and hist.shape[1:] == (2, 2)
+    assert res.best_val.shape == (2, 3) and hist.shape[1:] == (2, 3)
     np.testing.assert_allclose(res.best_val, hist.min(axis=0), rtol=1e-6)
     kept = leads_baselines.evaluate(model, res.best_params, states, groups=True)  # [seeds, G, env]
-    np.testing.assert_allclose(np.asarray(kept).reshape(2, 2, -1).mean(-1), res.best_val, rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(kept).reshape(2, 3, -1).mean(-1), res.best_val, rtol=1e-4)
 
 
 def test_invalid_configuration_raises():
