@@ -411,9 +411,11 @@ def fit(
         val_fn = jax.jit(jax.vmap(validate) if seeds else validate)
 
     n_seeds_shape = (jax.tree_util.tree_leaves(state.step)[0].shape) if seeds else ()
-    best_val = np.full(n_seeds_shape, np.inf)
+    # one best value per seed, or per seed and model when validate returns [G] losses
+    val_shape = n_seeds_shape if val_fn is None else jax.eval_shape(val_fn, state.params).shape
+    best_val = np.full(val_shape, np.inf)
     best_params = state.params
-    since_best = np.zeros(n_seeds_shape, np.int64)
+    since_best = np.zeros(val_shape, np.int64)
     history: dict[str, list] = {}
     stopped = False
 
@@ -446,10 +448,6 @@ def fit(
                 val = np.asarray(jax.device_get(val_fn(state.params)), dtype=np.float64)
                 history.setdefault("val_loss", []).append(val)
                 history.setdefault("val_step", []).append(done)
-                if best_val.shape != val.shape:  # validate returns more than one value per seed
-                    extra = (1,) * (val.ndim - best_val.ndim)
-                    best_val = np.broadcast_to(best_val.reshape(best_val.shape + extra), val.shape).copy()
-                    since_best = np.broadcast_to(since_best.reshape(since_best.shape + extra), val.shape).copy()
                 improved = val < best_val
                 best_val = np.where(improved, val, best_val)
                 since_best = np.where(improved, 0, since_best + 1)

@@ -559,3 +559,22 @@ def test_init_state_defaults(rng):
     assert float(s.multiplier) == 0.0
     s = init_state({"a": jnp.ones(2)}, opt, rng, uzawa=Uzawa(lambda0=2.5, tau=0.1))
     assert s.multiplier.dtype == jnp.float32 and float(s.multiplier) == 2.5
+
+
+def test_fit_keeps_one_best_per_model_and_resumes(tmp_path, rng):
+    # params [G=3, d]: three independent least-squares models; validate returns [G] losses,
+    # each model keeps its own best, and a run split by a checkpoint equals an unbroken one
+    opt = optax.sgd(0.05)
+    step = make_step(lambda p, b, k: (jnp.sum(jax.vmap(lambda q: mse_loss(q, b, k)[0])(p)), {}), opt)
+    start = jnp.stack([jnp.zeros(3), 5 * jnp.ones(3), -5 * jnp.ones(3)])
+    validate = jax.vmap(lambda q: mse_loss(q, DATA, None)[0])
+    kw = dict(chunk_size=2, validate=validate, progress=False)
+    full = fit(step, init_state(start, opt, rng), DATA, n_steps=6, **kw)
+    path = tmp_path / "run.npz"
+    fit(step, init_state(start, opt, rng), DATA, n_steps=4, checkpoint=path, **kw)
+    resumed = fit(step, init_state(start, opt, rng), DATA, n_steps=6, checkpoint=path, **kw)
+    hist = np.asarray(full.history["val_loss"])  # [n_evals, G]
+    assert full.best_val.shape == (3,) and hist.shape == (3, 3)
+    np.testing.assert_allclose(full.best_val, hist.min(axis=0))
+    np.testing.assert_allclose(np.asarray(validate(full.best_params)), full.best_val, rtol=1e-5)
+    np.testing.assert_allclose(resumed.best_val, full.best_val, rtol=1e-6)
