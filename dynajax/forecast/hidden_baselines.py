@@ -21,13 +21,12 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float
 
-from dynajax.nn import ConvNet, orthogonal
+from dynajax.nn import ConvNet, get_activation, orthogonal
 
 __all__ = ["PKnI", "ResNet", "UNet", "fit_restructuring", "gaussian_warp", "pkni_penalty"]
 
 
 PADDINGS = ("CIRCULAR", "REFLECT", "SAME")
-ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu, "swish": nn.swish}
 
 
 def _check_input(padding: str, H: int, W: int, levels: int, name: str) -> None:
@@ -64,7 +63,8 @@ class ResNet(nn.Module):
         skip: residual skips in the blocks and the full-resolution concatenation.
         out_gain: gain of the orthogonal init of the output conv.
         padding: ``"CIRCULAR"`` (periodic), ``"REFLECT"`` or ``"SAME"`` (zeros).
-        activation: ``"relu"`` (the thesis' ResNet) or a smooth ``"gelu"`` / ``"swish"``.
+        activation: a :func:`dynajax.nn.get_activation` name: ``"relu"`` (the thesis' ResNet),
+            or a smooth one such as ``"gelu"``.
     """
 
     out_channels: int
@@ -80,9 +80,7 @@ class ResNet(nn.Module):
     def __call__(self, x: Float[Array, "... C H W"]) -> Float[Array, "... out H W"]:
         H, W = x.shape[-2:]
         _check_input(self.padding, H, W, self.n_down, "n_down")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}; allowed: {', '.join(ACTIVATIONS)}")
-        act = ACTIVATIONS[self.activation]
+        act = get_activation(self.activation)
         h0 = act(_conv(self.width, padding=self.padding)(jnp.moveaxis(x, -3, -1)))
         h = h0
         for _ in range(self.n_down):

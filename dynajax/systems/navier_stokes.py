@@ -598,18 +598,24 @@ def _grf_single(key, size, alpha, tau):
     return _grf_one(key, size, alpha, tau, jnp.zeros(()).dtype)
 
 
-def sample_scalar(key, n: int, *, size: int = 32, kind: str = "grf") -> Float[Array, "n size size"]:
+def sample_scalar(
+    key, n: int, *, size: int = 32, kind: str = "grf", blob_width: float = BLOB_WIDTH
+) -> Float[Array, "n size size"]:
     """``n`` initial scalars on the 2/3 band: ``"grf"`` (smooth GRF rescaled to ``[0, 1]``)
-    or ``"blob"`` (a periodic Gaussian of width 0.1 at a uniform centre). See the module."""
+    or ``"blob"`` (a periodic Gaussian of standard deviation ``blob_width``, in units of the
+    domain side, at a uniform centre). See the module."""
     n = _check_positive_int("n", n)
     size = _check_n(size)
     if kind not in SCALAR_INITS:
         raise ValueError(f"unknown scalar_init {kind!r}; allowed: {', '.join(SCALAR_INITS)}")
-    return jnp.stack([_scalar_single(jax.random.fold_in(key, i), size, kind) for i in range(n)])
+    if not 0 < blob_width <= 0.5:
+        raise ValueError(f"blob_width must lie in (0, 0.5] (a fraction of the domain side), got {blob_width}")
+    keys = [jax.random.fold_in(key, i) for i in range(n)]
+    return jnp.stack([_scalar_single(k, size, kind, float(blob_width)) for k in keys])
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
-def _scalar_single(key, size, kind):
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _scalar_single(key, size, kind, blob_width):
     dtype = jnp.zeros(()).dtype
     if kind == "grf":
         r = dealias(_grf_one(key, size, SCALAR_ALPHA, SCALAR_TAU, dtype))
@@ -618,7 +624,7 @@ def _scalar_single(key, size, kind):
     c = jax.random.uniform(key, (2,), dtype)
     dx = (X - c[0] + 0.5) % 1.0 - 0.5  # minimum-image distance on the torus
     dy = (Y - c[1] + 0.5) % 1.0 - 0.5
-    return dealias(jnp.exp(-(dx**2 + dy**2) / (2 * BLOB_WIDTH**2)))
+    return dealias(jnp.exp(-(dx**2 + dy**2) / (2 * blob_width**2)))
 
 
 def sample_initial(

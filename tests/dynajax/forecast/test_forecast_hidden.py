@@ -114,4 +114,4 @@ def test_resnet_activation_option(rng):
     a, b = jax.jit(relu.apply)(p, x), jax.jit(gelu.apply)(p, x)
     assert a.shape == b.shape == x.shape and not np.allclose(a, b)
     with pytest.raises(ValueError, match="activation"):
-        jax.eval_shape(ResNet(3, width=4, n_down=1, activation="tanh").init, rng, x)
+        jax.eval_shape(ResNet(3, width=4, n_down=1, activation="no-such-activation").init, rng, x)

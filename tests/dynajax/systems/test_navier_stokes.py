@@ -191,6 +191,20 @@ def test_scalar_initial(rng, kind):
     assert np.abs(r[0] - r[1]).max() > 1e-2
 
 
+def test_blob_width(rng):
+    """The blob's second moment about its centre is ``blob_width**2`` per axis (minimum image)."""
+    n = 64
+    for width in (0.05, 0.1):
+        r = np.asarray(ns.sample_scalar(rng, 1, size=n, kind="blob", blob_width=width))[0]
+        x = np.arange(n) / n
+        cx = x[np.argmax(r.sum(axis=1))]
+        d = (x - cx + 0.5) % 1.0 - 0.5
+        var = (r.sum(axis=1) * d**2).sum() / r.sum()
+        np.testing.assert_allclose(np.sqrt(var), width, rtol=0.05)
+    with pytest.raises(ValueError, match="blob_width"):
+        ns.sample_scalar(rng, 1, size=16, kind="blob", blob_width=0.0)
+
+
 def test_samples_do_not_depend_on_count(rng):
     a = ns.sample_initial(rng, 2, size=16)
     b = ns.sample_initial(rng, 5, size=16)
