@@ -53,9 +53,10 @@ Second round, horizons 5/10/50 (velocity persistence cosine 0.636 / 0.504 / 0.20
   the last parameters and the tanh approximation).
 
 Setting 1 at 1000 steps: estimator width 8: 0.080 / 0.092 / 0.040; width 16 (kept): 0.068 /
-0.081 / 0.037 (width 8 ran with the tanh GELU, width 16 with the exact one). Restructuring regressor on the width-8 model's states (velocity cosine at 5
-steps; raw -0.039): 3-layer ConvNet, 200 steps 0.182, 600 steps (kept) 0.298; 5 layers 0.321
-at twice the cost; a UNet 0.213 (training-fit cosine 0.945: it overfits the 10 sequences).
+0.081 / 0.037 (width 8 ran with the tanh GELU, width 16 with the exact one). Restructuring
+regressor on the width-8 model's states (velocity cosine at 5 steps; raw -0.039): 3-layer
+ConvNet, 200 steps 0.182, 600 steps (kept) 0.298; 5 layers 0.321 at twice the cost; a UNet
+0.213 (training-fit cosine 0.945: it overfits the 10 sequences).
 
 A fixed T = 8 is ~2x the step cost of T = 4; the curriculum's early short-horizon steps
 cost ~1.25x of T = 4 overall. The same GELU ResNet is used for every ResNet row (the direct
