@@ -191,8 +191,8 @@ def run(scale: str, seeds: int, out_dir: Path) -> Result:
     def trained(name, model, method, physical_ratios=ratios):
         t = time.perf_counter()
         cfg = TrainConfig(method=method, lambda0=MULTIPLIER[0], tau2=MULTIPLIER[1], **base)
-        points = [(lr, r if model.physics is not None else None) for lr in grid
-                  for r in (physical_ratios if model.physics is not None else (None,))]
+        row_ratios = physical_ratios if model.physics is not None else (None,)
+        points = [(lr, r) for lr in grid for r in row_ratios]
         values[name], models[name] = _trained_row(model, cfg, data, seeds, points, below)
         timings[name] = time.perf_counter() - t
 
