@@ -1,40 +1,92 @@
-"""The ``dynajax`` command: ``list``, ``reproduce NAME | --suite quick``, ``report DIR``."""
+"""The ``dynajax`` command: ``list``, ``reproduce NAME | --suite demo|quick``, ``report DIR``, ``scorecard``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from dynajax.experiments import experiment_names, get_experiment, reproduce
-from dynajax.experiments.registry import SCALES
+from dynajax.experiments.registry import SCALES, SUITES
 from dynajax.experiments.results import table_lines
+from dynajax.experiments.scorecard import load_records, render, summary_table, write_scorecard
 
 
 def _print_metrics(metrics: dict) -> int:
     """Prints the measured-vs-reference table and the checks; returns the failed count."""
     print(f"\n## {metrics['experiment']} ({metrics['scale']}, {metrics['seeds']} seeds, "
-          f"{metrics['wall_seconds']:.1f} s)")
+          f"{metrics['wall_seconds']:.1f} s): {metrics.get('status', '')}")
     print("\n".join(table_lines(metrics)))
-    failed = [c for c in metrics["checks"] if not c["passed"]]
     for c in metrics["checks"]:
-        print(f"  [{'PASS' if c['passed'] else 'FAIL'}] {c['name']}: {c['detail']}")
-    return len(failed)
+        print(f"  [{'PASS' if c['passed'] else 'FAIL'}] ({c.get('kind', 'trend')}) {c['name']}: {c['detail']}")
+    return sum(not c["passed"] for c in metrics["checks"])
+
+
+def _reproduce(args) -> int:
+    if (args.name is None) == (args.suite is None):
+        raise ValueError(f"give exactly one of an experiment NAME or --suite {{{','.join(SUITES)}}}")
+    names = experiment_names(args.suite) if args.suite else [args.name]
+    scale = "demo" if args.suite == "demo" else args.scale
+    for name in names:  # fail on bad names, scales and overrides before running anything
+        get_experiment(name).config(scale)
+    if args.set and len(names) > 1:
+        raise ValueError("--set applies to one experiment; give its NAME instead of --suite")
+    out = args.out or ("results" if args.record else "runs")
+    start, failed, runs = time.perf_counter(), 0, []
+    for name in names:
+        metrics = reproduce(name, scale=scale, seeds=args.seeds, seed_offset=args.seed_offset,
+                            overrides=args.set, out=out, record=args.record, force=args.force)
+        failed += _print_metrics(metrics)
+        where = Path(out) / name / scale if args.record else Path(out) / name
+        runs.append({"metrics": metrics, "dir": str(where)})
+        print(f"  wrote {where}/metrics.json, report.md, run.json")
+    if len(runs) > 1:
+        print(f"\n# Scorecard of this run ({time.perf_counter() - start:.0f} s, records under {out}/)")
+        print("\n".join(summary_table(runs)))
+    if failed:
+        print(f"\n{failed} check(s) failed" + ("" if args.strict else " (results, not errors; --strict makes them fail the command)"),
+              file=sys.stderr)
+    return 1 if failed and args.strict else 0
+
+
+def _scorecard(args) -> int:
+    results = Path(args.results)
+    if args.check:
+        want = render(load_records(results), experiment_names())
+        have = (results / "README.md").read_text() if (results / "README.md").exists() else ""
+        if want != have:
+            raise ValueError(f"{results}/README.md is out of date with the records; run `dynajax scorecard`")
+        print(f"{results}/README.md is up to date")
+        return 0
+    path = write_scorecard(results, experiment_names())
+    print("\n".join(summary_table(load_records(results))))
+    print(f"wrote {path}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dynajax", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the registered experiments")
-    rep = sub.add_parser("reproduce", help="run an experiment and write metrics.json, report.md, figures")
+    rep = sub.add_parser("reproduce", help="run an experiment and write metrics.json, report.md, run.json, figures")
     rep.add_argument("name", nargs="?", help="experiment name (see `dynajax list`)")
-    rep.add_argument("--suite", choices=["quick"], help="run every experiment of a suite")
+    rep.add_argument("--suite", choices=SUITES, help="run every experiment of a suite (demo: the showcase)")
     rep.add_argument("--scale", default="quick", choices=SCALES)
-    rep.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the experiment's)")
-    rep.add_argument("--out", default="runs", help="output directory (default: runs)")
+    rep.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the config's)")
+    rep.add_argument("--seed-offset", type=int, default=0, help="run seeds K..K+N-1 (default 0)")
+    rep.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                     help="override a config field (Python literal); repeatable")
+    rep.add_argument("--out", default=None, help="output root (default: runs, or results with --record)")
+    rep.add_argument("--record", action="store_true", help="write a run record: OUT/NAME/SCALE/")
+    rep.add_argument("--force", action="store_true", help="replace a run already in the output directory")
+    rep.add_argument("--strict", action="store_true", help="exit 1 when a check fails")
     show = sub.add_parser("report", help="print the table of an existing run directory")
     show.add_argument("dirs", nargs="+", help="run directories holding metrics.json")
+    card = sub.add_parser("scorecard", help="regenerate results/README.md from the run records")
+    card.add_argument("--results", default="results", help="the records' root (default: results)")
+    card.add_argument("--check", action="store_true", help="fail if README.md differs from the records")
     args = parser.parse_args(argv)
 
     try:
@@ -42,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             names = experiment_names()
             width = max(map(len, names))
             for name in names:
-                print(f"{name:<{width}}  {get_experiment(name).description}")
+                exp = get_experiment(name)
+                print(f"{name:<{width}}  {exp.description}  [{', '.join(exp.configs)}]")
             return 0
         if args.command == "report":
             failed = 0
@@ -52,19 +105,9 @@ def main(argv: list[str] | None = None) -> int:
                     raise ValueError(f"no metrics.json in {d}")
                 failed += _print_metrics(json.loads(path.read_text()))
             return 1 if failed else 0
-        if (args.name is None) == (args.suite is None):
-            raise ValueError("give exactly one of an experiment NAME or --suite quick")
-        names = experiment_names(args.suite) if args.suite else [args.name]
-        for name in names:  # fail on bad names before running anything
-            get_experiment(name)
-        failed = 0
-        for name in names:
-            metrics = reproduce(name, scale=args.scale, seeds=args.seeds, out=args.out)
-            failed += _print_metrics(metrics)
-            print(f"  wrote {Path(args.out) / name}/metrics.json, report.md")
-        if failed:
-            print(f"\n{failed} check(s) failed", file=sys.stderr)
-        return 1 if failed else 0
+        if args.command == "scorecard":
+            return _scorecard(args)
+        return _reproduce(args)
     except ValueError as e:
         print(f"dynajax: error: {e}", file=sys.stderr)
         return 2

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from dynajax.experiments.config import ExperimentConfig
 from dynajax.experiments.results import Result
 
-SCALES = ("quick", "full")
+# demo: the showcase budget of `make demo`; quick: minutes on 2 cores; full: the paper's
+# protocol; gpu: the paper's protocol where it needs an accelerator.
+SCALES = ("demo", "quick", "full", "gpu")
+SUITES = ("demo", "quick")
 
-# run(scale, seeds, out_dir) -> Result; figures go into out_dir.
-RunFn = Callable[[str, int, Path], Result]
+# run(config, seeds, out_dir) -> Result; seeds are the seed values; figures go into out_dir.
+RunFn = Callable[[ExperimentConfig, tuple[int, ...], Path], Result]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,28 +25,66 @@ class Experiment:
     Attributes:
         name: stable identifier used on the command line.
         description: one line for ``dynajax list``.
-        run: ``run(scale, seeds, out_dir) -> Result``.
-        default_seeds: seeds when ``--seeds`` is not given.
+        run: ``run(config, seeds, out_dir) -> Result``.
+        configs: scale name -> config; ``quick`` and ``full`` always, ``demo``/``gpu`` optional.
         quick_suite: whether ``--suite quick`` runs it.
     """
 
     name: str
     description: str
     run: RunFn
-    default_seeds: int = 3
+    configs: Mapping[str, ExperimentConfig]
     quick_suite: bool = True
+
+    def config(self, scale: str) -> ExperimentConfig:
+        """The config of ``scale``; ``ValueError`` listing this experiment's scales otherwise."""
+        if scale not in self.configs:
+            raise ValueError(f"unknown scale {scale!r} for {self.name}; allowed: {', '.join(self.configs)}")
+        return self.configs[scale]
 
 
 _REGISTRY: dict[str, Experiment] = {}
 
 
-def register(name: str, description: str, *, default_seeds: int = 3, quick_suite: bool = True):
-    """Decorator registering ``run(scale, seeds, out_dir) -> Result`` under ``name``."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _LegacyConfig(ExperimentConfig):
+    """TRANSITION ONLY: a module not yet converted to a typed config (removed once all are)."""
+
+    scale: str = "quick"
+
+
+def register(name: str, description: str, *, configs: Mapping[str, ExperimentConfig] | None = None,
+             quick_suite: bool = True, default_seeds: int = 3):
+    """Decorator registering ``run(config, seeds, out_dir) -> Result`` under ``name``.
+
+    Raises:
+        ValueError: ``name`` taken, ``configs`` without ``quick`` and ``full``, an unknown
+            scale, or configs of different classes.
+    """
+    if name in _REGISTRY:
+        raise ValueError(f"experiment {name!r} is already registered")
+    if configs is None:  # TRANSITION ONLY: run(scale, n_seeds, out_dir)
+        legacy = {s: _LegacyConfig(seeds=default_seeds, scale=s) for s in ("quick", "full")}
+
+        def wrap_legacy(run):
+            def adapted(cfg, seeds, out_dir):
+                return run(cfg.scale, len(seeds), out_dir)
+
+            _REGISTRY[name] = Experiment(name, description, adapted, legacy, quick_suite)
+            return run
+
+        return wrap_legacy
+    missing = {"quick", "full"} - set(configs)
+    unknown = set(configs) - set(SCALES)
+    if missing or unknown:
+        raise ValueError(f"{name}: configs need quick and full and only scales {SCALES}; "
+                         f"missing {sorted(missing)}, unknown {sorted(unknown)}")
+    if len({type(c) for c in configs.values()}) != 1 or not isinstance(configs["quick"], ExperimentConfig):
+        raise ValueError(f"{name}: every config must be an instance of the same ExperimentConfig subclass")
+    ordered = {s: configs[s] for s in SCALES if s in configs}
 
     def wrap(run: RunFn) -> RunFn:
-        if name in _REGISTRY:
-            raise ValueError(f"experiment {name!r} is already registered")
-        _REGISTRY[name] = Experiment(name, description, run, default_seeds, quick_suite)
+        _REGISTRY[name] = Experiment(name, description, run, ordered, quick_suite)
         return run
 
     return wrap
@@ -56,7 +98,9 @@ def get_experiment(name: str) -> Experiment:
 
 
 def experiment_names(suite: str | None = None) -> list[str]:
-    """Registered names, sorted; ``suite="quick"`` keeps the quick suite only."""
-    if suite not in (None, "quick"):
-        raise ValueError(f"unknown suite {suite!r}; allowed: quick")
+    """Registered names, sorted; ``suite="quick"`` keeps the quick suite, ``"demo"`` the showcase."""
+    if suite not in (None, *SUITES):
+        raise ValueError(f"unknown suite {suite!r}; allowed: {', '.join(SUITES)}")
+    if suite == "demo":
+        return sorted(n for n, e in _REGISTRY.items() if "demo" in e.configs)
     return sorted(n for n, e in _REGISTRY.items() if suite is None or e.quick_suite)

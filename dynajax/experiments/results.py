@@ -1,7 +1,9 @@
 """Results of an experiment and the files that record them (``metrics.json``, ``report.md``).
 
-The ``metrics.json`` layout is a contract (DESIGN.md): method and metric names are stable
-identifiers; add, don't rename.
+The ``metrics.json`` layout is a contract: method and metric names are stable identifiers;
+add, don't rename. A check is a ``band`` check (a headline number within a stated band of the
+paper's value) or a ``trend`` check (an ordering or an improvement); :func:`status` turns
+them into the scorecard's status.
 """
 
 from __future__ import annotations
@@ -37,13 +39,79 @@ class Row:
         return {"method": self.method, "metrics": metrics, "reference": dict(self.reference)}
 
 
+CHECK_KINDS = ("band", "trend")
+BAND_SCALES = ("abs", "rel", "log10", "ln", "factor")
+STATUSES = ("reproduced", "trend", "not reproduced")
+
+
 @dataclasses.dataclass(frozen=True)
 class Check:
-    """A pass/fail criterion of the reproduction, with what was compared."""
+    """A pass/fail criterion of the reproduction, with what was compared.
+
+    Attributes:
+        name: what is checked, in words.
+        passed: whether it holds.
+        detail: the measured values behind the verdict.
+        kind: ``"band"`` (a number against the paper's within a band) or ``"trend"``.
+        measured: the headline number of a band check.
+        reference: the paper's value of a band check.
+    """
 
     name: str
     passed: bool
     detail: str = ""
+    kind: str = "trend"
+    measured: float | None = None
+    reference: float | None = None
+
+    def __post_init__(self):
+        if self.kind not in CHECK_KINDS:
+            raise ValueError(f"unknown check kind {self.kind!r}; allowed: {', '.join(CHECK_KINDS)}")
+        object.__setattr__(self, "passed", bool(self.passed))
+
+
+def band(name: str, measured: float, reference: float, tol: float, scale: str = "abs") -> Check:
+    """A band check: ``measured`` within ``tol`` of the paper's ``reference``.
+
+    ``scale`` says how the distance is taken: ``abs`` ``|m - r|``, ``rel`` ``|m - r| / |r|``,
+    ``log10`` and ``ln`` the absolute difference of logarithms, ``factor`` ``max(m/r, r/m)``
+    (positive values). A non-finite ``measured`` fails.
+    """
+    if scale not in BAND_SCALES:
+        raise ValueError(f"unknown band scale {scale!r}; allowed: {', '.join(BAND_SCALES)}")
+    if not tol > 0:
+        raise ValueError(f"band tolerance must be > 0, got {tol}")
+    m, r = float(measured), float(reference)
+    if scale in ("log10", "ln", "factor") and r <= 0:
+        raise ValueError(f"band scale {scale!r} needs a positive reference, got {r}")
+    if not math.isfinite(m) or scale in ("log10", "ln", "factor") and m <= 0:
+        dist = math.inf
+    elif scale == "abs":
+        dist = abs(m - r)
+    elif scale == "rel":
+        dist = abs(m - r) / abs(r)
+    elif scale == "log10":
+        dist = abs(math.log10(m / r))
+    elif scale == "ln":
+        dist = abs(math.log(m / r))
+    else:
+        dist = max(m / r, r / m)
+    what = {"abs": "|diff|", "rel": "rel. diff", "log10": "|log10 ratio|", "ln": "|ln ratio|", "factor": "factor"}[scale]
+    detail = f"measured {fmt_number(m)} vs reference {fmt_number(r)}: {what} {fmt_number(dist)} (band {fmt_number(tol)})"
+    return Check(name, dist <= tol, detail, "band", _num(m), r)
+
+
+def status(checks: Sequence[Check] | Sequence[Mapping]) -> str:
+    """``reproduced`` (band checks exist and every check passes), ``trend`` (every trend check
+    passes, some band check fails or none exist) or ``not reproduced``."""
+    rows = [dataclasses.asdict(c) if isinstance(c, Check) else c for c in checks]
+    bands = [c for c in rows if c.get("kind", "trend") == "band"]
+    trends = [c for c in rows if c.get("kind", "trend") == "trend"]
+    if not all(c["passed"] for c in trends):
+        return "not reproduced"
+    if bands and all(c["passed"] for c in bands):
+        return "reproduced"
+    return "trend" if trends else "not reproduced"
 
 
 @dataclasses.dataclass
@@ -69,22 +137,24 @@ def _num(x) -> float | None:
 
 
 def metrics_dict(
-    name: str, scale: str, seeds: int, wall_seconds: float, versions: dict, result: Result
+    name: str, scale: str, seeds: Sequence[int], wall_seconds: float, versions: dict, result: Result
 ) -> dict:
     """The ``metrics.json`` content."""
     return {
         "experiment": name,
         "scale": scale,
-        "seeds": seeds,
+        "seeds": len(seeds),
+        "seed_values": list(seeds),
         "wall_seconds": round(wall_seconds, 3),
         "versions": versions,
         "rows": [r.to_json() for r in result.rows],
         "checks": [dataclasses.asdict(c) for c in result.checks],
+        "status": status(result.checks),
         "notes": result.notes.strip(),
     }
 
 
-def _fmt(x) -> str:
+def fmt_number(x) -> str:
     if x is None:
         return "-"
     if isinstance(x, str):
@@ -98,10 +168,15 @@ def table_lines(metrics: dict) -> list[str]:
     lines = ["| method | metric | measured (mean ± std) | reference |", "|---|---|---|---|"]
     for row in metrics["rows"]:
         for metric, s in row["metrics"].items():
-            measured = f"{_fmt(s['mean'])} ± {_fmt(s['std'])}" if s["mean"] is not None else "-"
+            measured = f"{fmt_number(s['mean'])} ± {fmt_number(s['std'])}" if s["mean"] is not None else "-"
             ref = row["reference"].get(metric)
-            lines.append(f"| {row['method']} | {metric} | {measured} | {_fmt(ref)} |")
+            lines.append(f"| {row['method']} | {metric} | {measured} | {fmt_number(ref)} |")
     return lines
+
+
+def _seed_text(metrics: dict) -> str:
+    vals = metrics.get("seed_values") or list(range(metrics["seeds"]))
+    return f"{vals[0]}..{vals[-1]}" if len(vals) > 1 else str(vals[0])
 
 
 def report_markdown(metrics: dict, result: Result) -> str:
@@ -109,7 +184,7 @@ def report_markdown(metrics: dict, result: Result) -> str:
     out = [
         f"# {metrics['experiment']}",
         "",
-        f"scale `{metrics['scale']}`, {metrics['seeds']} seeds, "
+        f"status **{metrics['status']}**; scale `{metrics['scale']}`, seeds {_seed_text(metrics)}, "
         f"{metrics['wall_seconds']:.1f} s wall, "
         + ", ".join(f"{k} {v}" for k, v in metrics["versions"].items()),
         "",
@@ -119,7 +194,7 @@ def report_markdown(metrics: dict, result: Result) -> str:
         "",
     ]
     for c in metrics["checks"]:
-        out.append(f"- [{'x' if c['passed'] else ' '}] **{c['name']}**: {c['detail']}")
+        out.append(f"- [{'x' if c['passed'] else ' '}] ({c.get('kind', 'trend')}) **{c['name']}**: {c['detail']}")
     if result.notes:
         out += ["", "## Notes", "", result.notes.strip()]
     if result.figures:
