@@ -503,5 +503,5 @@ def fit_leads(
 
     elif val is not None:
         raise ValueError("with frozen_f (adaptation) give no val: evaluate at fixed steps instead")
-    return fit(step, state, lambda key: (), n_steps=n_steps, chunk_size=chunk_size,
+    return fit(step, state, lambda key, step: (), n_steps=n_steps, chunk_size=chunk_size,
                validate=validate, seeds=True, progress=progress)

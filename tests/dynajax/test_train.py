@@ -70,7 +70,7 @@ def python_loop(step, state, sample, n_steps):
     jstep, jsample = jax.jit(step), jax.jit(sample)
     history = {}
     for _ in range(n_steps):
-        batch = jsample(jax.random.fold_in(state.key, state.step))
+        batch = jsample(jax.random.fold_in(state.key, state.step), state.step)
         state, metrics = jstep(state, batch)
         for k, v in metrics.items():
             history.setdefault(k, []).append(np.asarray(v))
@@ -139,11 +139,11 @@ def test_fit_equals_python_loop(rng, kind):
     state = init_state(jnp.zeros(3), opt, rng)
     if kind == "minibatch":
         data, kwargs = DATA, {"batch_size": 8}
-        sample = lambda key: sample_minibatch(DATA, key, 8)  # noqa: E731
+        sample = lambda key, step: sample_minibatch(DATA, key, 8)  # noqa: E731
     else:
 
-        def sample(key):
-            return X + 0.1 * jax.random.normal(key, X.shape), Y
+        def sample(key, step):  # step-dependent: a noise level that decays with the step
+            return X + 0.1 / (1.0 + step) * jax.random.normal(key, X.shape), Y
 
         data, kwargs = sample, {}
     # Minibatch: 7 steps in chunks of 3, two full chunks and a partial one.
@@ -330,7 +330,7 @@ def test_early_stopping_keeps_best_params(rng):
     opt = optax.sgd(0.05)
     step = make_step(scalar_loss, opt)
     state = init_state({"w": jnp.zeros(())}, opt, rng)
-    data = lambda key: None  # noqa: E731
+    data = lambda key, step: None  # noqa: E731
     res = fit(step, state, data, n_steps=100, chunk_size=2, validate=val_loss, patience=3,
               progress=False)
     assert res.stopped_early
@@ -357,7 +357,7 @@ def test_early_stopping_per_seed_best_params(rng):
     w0 = jnp.array([-1.0, 0.0, 0.5])
     keys = jax.random.split(rng, 3)
     states = jax.vmap(lambda w, k: init_state({"w": w}, opt, k))(w0, keys)
-    res = fit(step, states, lambda key: None, n_steps=80, chunk_size=1, validate=val_loss,
+    res = fit(step, states, lambda key, step: None, n_steps=80, chunk_size=1, validate=val_loss,
               patience=4, seeds=True, progress=False)
     vl = res.history["val_loss"]
     assert vl.shape[1] == 3
@@ -377,7 +377,7 @@ def test_early_stopping_per_seed_best_params(rng):
 def test_validate_without_patience_runs_to_the_end(rng):
     opt = optax.sgd(0.05)
     state = init_state({"w": jnp.zeros(())}, opt, rng)
-    res = fit(make_step(scalar_loss, opt), state, lambda k: None, n_steps=40, chunk_size=10,
+    res = fit(make_step(scalar_loss, opt), state, lambda k, s: None, n_steps=40, chunk_size=10,
               validate=val_loss, progress=False)
     assert not res.stopped_early and int(res.state.step) == 40
     assert res.history["val_loss"].shape == (4,)
@@ -463,7 +463,7 @@ def test_checkpoint_resume_is_exact(tmp_path, rng, monkeypatch):
     full = fit(step, state, DATA, n_steps=9, **kw)
 
     path = tmp_path / "run.npz"
-    real_save = train.save_checkpoint
+    real_save = train.checkpoint.save_checkpoint
     calls = []
 
     def crashing_save(*args, **kwargs):
@@ -472,12 +472,13 @@ def test_checkpoint_resume_is_exact(tmp_path, rng, monkeypatch):
             raise _Crash("interrupted while writing the second checkpoint")
         real_save(*args, **kwargs)
 
-    monkeypatch.setattr(train, "save_checkpoint", crashing_save)
+    monkeypatch.setattr(train.checkpoint, "save_checkpoint", crashing_save)
     with pytest.raises(_Crash):
         fit(step, state, DATA, n_steps=9, checkpoint=path, **kw)
     monkeypatch.undo()
     # The chunk written before the interruption is intact.
-    saved, extra = load_checkpoint(path, (state, state.params, np.inf, np.int64(0)), with_extra=True)
+    best = train.Best.init(state.params, ())
+    saved, extra = load_checkpoint(path, (state, best.as_tree()), with_extra=True)
     assert int(saved[0].step) == 3
     assert extra["loss"].shape == (3,)
     assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]
@@ -578,3 +579,85 @@ def test_fit_keeps_one_best_per_model_and_resumes(tmp_path, rng):
     np.testing.assert_allclose(full.best_val, hist.min(axis=0))
     np.testing.assert_allclose(np.asarray(validate(full.best_params)), full.best_val, rtol=1e-5)
     np.testing.assert_allclose(resumed.best_val, full.best_val, rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------
+# Fingerprints, corrupted checkpoints, the metrics CSV, curricula, NaN validations.
+
+
+def test_resume_with_another_fingerprint_or_model_is_refused(tmp_path, rng):
+    opt = optax.sgd(0.1)
+    step = make_step(lambda p, b, k: mse_loss(p["w"], b, k), opt)
+    path = tmp_path / "run.npz"
+    kw = dict(n_steps=2, chunk_size=2, checkpoint=path, progress=False)
+    fit(step, init_state({"w": jnp.zeros(3)}, opt, rng), DATA, fingerprint="config-a", **kw)
+    with pytest.raises(ValueError, match="written by a different model or configuration"):
+        fit(step, init_state({"w": jnp.zeros(3)}, opt, rng), DATA, fingerprint="config-b", **kw)
+    # same shapes, another model (parameter names differ): the structure hash tells them apart
+    other = make_step(lambda p, b, k: mse_loss(p["v"], b, k), opt)
+    with pytest.raises(ValueError, match="does not match the state"):
+        fit(other, init_state({"v": jnp.zeros(3)}, opt, rng), DATA, fingerprint="config-a", **kw)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_corrupted_checkpoint_is_refused_by_name(tmp_path, rng, damage):
+    path = tmp_path / "ck.npz"
+    save_checkpoint(path, {"w": jnp.arange(1000.0), "k": rng})
+    raw = path.read_bytes()
+    path.write_bytes({"truncate": raw[: len(raw) // 2], "garbage": b"not a zip" * 10, "empty": b""}[damage])
+    with pytest.raises(ValueError, match=f"checkpoint {path} is corrupted or truncated"):
+        load_checkpoint(path, {"w": jnp.zeros(1000), "k": rng})
+
+
+def test_metrics_csv_rows_per_chunk_and_exact_after_resume(tmp_path, rng):
+    import csv
+
+    opt = optax.sgd(0.05)
+    step = make_step(noisy_mse_loss, opt)
+    validate = lambda p: jnp.mean((X @ p - Y) ** 2)  # noqa: E731
+    kw = dict(chunk_size=3, batch_size=8, validate=validate, progress=False)
+    full = fit(step, init_state(jnp.zeros(3), opt, rng), DATA, n_steps=8, metrics_csv=tmp_path / "a.csv", **kw)
+    rows = list(csv.DictReader((tmp_path / "a.csv").open()))
+    assert [int(r["step"]) for r in rows] == [3, 6, 8]
+    np.testing.assert_allclose([float(r["loss"]) for r in rows],
+                               [full.history["loss"][a:b].mean() for a, b in ((0, 3), (3, 6), (6, 8))], rtol=1e-6)
+    np.testing.assert_allclose([float(r["val_loss"]) for r in rows], full.history["val_loss"], rtol=1e-6)
+    # interrupted after 6 steps, resumed to 8: the same file, no lost or repeated row
+    path, log = tmp_path / "run.npz", tmp_path / "b.csv"
+    fit(step, init_state(jnp.zeros(3), opt, rng), DATA, n_steps=6, checkpoint=path, metrics_csv=log, **kw)
+    with log.open("a") as f:
+        f.write("9,9,9,9\n")  # a row the checkpoint does not know of (written after it)
+    fit(step, init_state(jnp.zeros(3), opt, rng), DATA, n_steps=8, checkpoint=path, metrics_csv=log, **kw)
+    assert log.read_text() == (tmp_path / "a.csv").read_text()
+
+
+def test_curriculum_stages_carry_the_best(rng):
+    # two stages with different (static) batch shapes, one fit each; the best parameters of
+    # stage 1 survive a worse stage 2, and stage 2 continues the step counter
+    opt = optax.sgd(0.05)
+    step = make_step(mse_loss, opt)
+    validate = lambda p: jnp.mean((X @ p - Y) ** 2)  # noqa: E731
+    first = fit(step, init_state(jnp.zeros(3), opt, rng), (X[:16], Y[:16]), n_steps=20, chunk_size=5,
+                validate=validate, progress=False)
+    bad = optax.sgd(5.0)  # stage 2 diverges: its validations are worse than stage 1's best
+    state2 = first.state.replace(opt_state=bad.init(first.state.params))
+    second = fit(make_step(mse_loss, bad), state2, DATA, n_steps=30, chunk_size=5, validate=validate,
+                 best=first.best, progress=False)
+    assert int(second.state.step) == 30
+    assert second.best_step <= 20 and float(second.best_val) == float(first.best_val)
+    np.testing.assert_array_equal(second.best_params, first.best_params)
+    with pytest.raises(ValueError, match="best tracks validations of shape"):
+        states = jax.vmap(lambda k: init_state(jnp.zeros(3), opt, k))(jax.random.split(rng, 2))
+        fit(step, states, DATA, n_steps=1, validate=validate, seeds=True, best=first.best, progress=False)
+
+
+def test_nan_validation_is_never_the_best_and_is_reported(rng):
+    opt = optax.sgd(0.05)
+    w0 = jnp.array([0.0, 1.0])
+    states = jax.vmap(lambda w, k: init_state({"w": w}, opt, k))(w0, jax.random.split(rng, 2))
+    validate = lambda p: jnp.where(p["w"] > 0.5, jnp.nan, val_loss(p))  # noqa: E731  seed 1: always NaN
+    with pytest.warns(RuntimeWarning, match="never finite for 1 of 2"):
+        res = fit(make_step(scalar_loss, opt), states, lambda k, s: None, n_steps=6, chunk_size=2,
+                  validate=validate, seeds=True, progress=False)
+    assert np.isfinite(res.best_val[0]) and np.isnan(res.best_val[1])
+    assert res.best_step.tolist()[1] == -1 and float(res.best_params["w"][1]) == 1.0
