@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from dynajax.compilation_cache import enable_compilation_cache
 from dynajax.solve import integrate
 
 try:
@@ -9,4 +10,4 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+local"
 
-__all__ = ["integrate", "__version__"]
+__all__ = ["enable_compilation_cache", "integrate", "__version__"]

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
+from dynajax.compilation_cache import enable_compilation_cache
 from dynajax.experiments import experiment_names, get_experiment, reproduce
 from dynajax.experiments.registry import SCALES, SUITES
+from dynajax.experiments.runner import check_free, run_dir
 from dynajax.experiments.results import table_lines
-from dynajax.experiments.scorecard import load_records, render, summary_table, write_scorecard
+from dynajax.experiments.scorecard import committed_summary, load_records, stale_files, summary_table, write_scorecard
 
 
 def _print_metrics(metrics: dict) -> int:
@@ -29,40 +33,55 @@ def _reproduce(args) -> int:
         raise ValueError(f"give exactly one of an experiment NAME or --suite {{{','.join(SUITES)}}}")
     names = experiment_names(args.suite) if args.suite else [args.name]
     scale = "demo" if args.suite == "demo" else args.scale
-    for name in names:  # fail on bad names, scales and overrides before running anything
-        get_experiment(name).config(scale)
     if args.set and len(names) > 1:
         raise ValueError("--set applies to one experiment; give its NAME instead of --suite")
     out = args.out or ("results" if args.record else "runs")
-    start, failed, runs = time.perf_counter(), 0, []
+    for name in names:  # fail on bad names, scales and existing runs before running anything
+        get_experiment(name).config(scale)
+        check_free(run_dir(name, scale, out, args.record), args.force)
+    start, failed, runs, crashed = time.perf_counter(), 0, [], []
     for name in names:
-        metrics = reproduce(name, scale=scale, seeds=args.seeds, seed_offset=args.seed_offset,
-                            overrides=args.set, out=out, record=args.record, force=args.force)
+        try:
+            metrics = reproduce(name, scale=scale, seeds=args.seeds, seed_offset=args.seed_offset,
+                                overrides=args.set, out=out, record=args.record, force=args.force)
+        except Exception as e:  # one experiment's crash does not stop a suite; it fails the command
+            if len(names) == 1:
+                raise
+            traceback.print_exc()
+            crashed.append(f"{name} ({type(e).__name__}: {e})")
+            continue
         failed += _print_metrics(metrics)
-        where = Path(out) / name / scale if args.record else Path(out) / name
+        where = run_dir(name, scale, out, args.record)
         runs.append({"metrics": metrics, "dir": str(where)})
         print(f"  wrote {where}/metrics.json, report.md, run.json")
     if len(runs) > 1:
         print(f"\n# Scorecard of this run ({time.perf_counter() - start:.0f} s, records under {out}/)")
         print("\n".join(summary_table(runs)))
+    if args.suite == "demo" and Path("results").is_dir():
+        print("\n# The committed records (results/README.md; quick and full scales)")
+        print("\n".join(committed_summary(load_records(Path("results")))))
     if failed:
         print(f"\n{failed} check(s) failed" + ("" if args.strict else " (results, not errors; --strict makes them fail the command)"),
               file=sys.stderr)
+    if crashed:
+        print(f"\n{len(crashed)} experiment(s) did not run to the end: " + "; ".join(crashed), file=sys.stderr)
+        return 1
     return 1 if failed and args.strict else 0
 
 
 def _scorecard(args) -> int:
     results = Path(args.results)
+    readme = Path(args.readme) if args.readme else None
     if args.check:
-        want = render(load_records(results), experiment_names())
-        have = (results / "README.md").read_text() if (results / "README.md").exists() else ""
-        if want != have:
-            raise ValueError(f"{results}/README.md is out of date with the records; run `dynajax scorecard`")
+        stale = stale_files(results, experiment_names(), readme)
+        if stale:
+            raise ValueError(f"{', '.join(map(str, stale))} out of date with the records in {results}; "
+                             "run `dynajax scorecard`")
         print(f"{results}/README.md is up to date")
         return 0
-    path = write_scorecard(results, experiment_names())
+    paths = write_scorecard(results, experiment_names(), readme)
     print("\n".join(summary_table(load_records(results))))
-    print(f"wrote {path}")
+    print("wrote " + ", ".join(map(str, paths)))
     return 0
 
 
@@ -86,10 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("dirs", nargs="+", help="run directories holding metrics.json")
     card = sub.add_parser("scorecard", help="regenerate results/README.md from the run records")
     card.add_argument("--results", default="results", help="the records' root (default: results)")
-    card.add_argument("--check", action="store_true", help="fail if README.md differs from the records")
+    card.add_argument("--readme", default=None,
+                      help="also the summary block of this README (default: ./README.md when --results is results)")
+    card.add_argument("--check", action="store_true", help="fail if the scorecard differs from the records")
     args = parser.parse_args(argv)
 
     try:
+        if args.command == "reproduce" and os.environ.get("DYNAJAX_COMPILATION_CACHE", "1") != "0":
+            enable_compilation_cache()
         if args.command == "list":
             names = experiment_names()
             width = max(map(len, names))
@@ -106,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                 failed += _print_metrics(json.loads(path.read_text()))
             return 1 if failed else 0
         if args.command == "scorecard":
+            if args.readme is None and args.results == "results" and Path("README.md").is_file():
+                args.readme = "README.md"
             return _scorecard(args)
         return _reproduce(args)
     except ValueError as e:

@@ -17,6 +17,9 @@ def _isolated_dataset_cache(tmp_path_factory):
 
     old = os.environ.get("DYNAJAX_CACHE")
     os.environ["DYNAJAX_CACHE"] = str(tmp_path_factory.mktemp("dynajax_cache"))
+    # the CLI's persistent compilation cache would change the process's JAX config for the
+    # tests after the first CLI test; tests/dynajax/test_compilation_cache.py tests it alone
+    os.environ["DYNAJAX_COMPILATION_CACHE"] = "0"
     yield
     if old is None:
         os.environ.pop("DYNAJAX_CACHE", None)

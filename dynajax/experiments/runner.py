@@ -15,6 +15,17 @@ from dynajax.experiments.registry import SCALES, get_experiment
 from dynajax.experiments.results import metrics_dict, write_outputs
 
 
+def run_dir(name: str, scale: str, out: str | Path, record: bool) -> Path:
+    """Where a run goes: ``out/NAME``, or ``out/NAME/SCALE`` for a run record."""
+    return Path(out) / name / scale if record else Path(out) / name
+
+
+def check_free(out_dir: Path, force: bool) -> None:
+    """Refuses (``ValueError``) to replace a run in ``out_dir`` unless ``force``."""
+    if (out_dir / "metrics.json").exists() and not force:
+        raise ValueError(f"{out_dir} already holds a run (metrics.json); pass force=True (--force) to replace it")
+
+
 def reproduce(name: str, *, scale: str = "quick", seeds: int | None = None, seed_offset: int = 0,
               overrides: Sequence[str] = (), out: str | Path = "runs", record: bool = False,
               force: bool = False) -> dict:
@@ -43,9 +54,8 @@ def reproduce(name: str, *, scale: str = "quick", seeds: int | None = None, seed
     cfg = override(exp.config(scale), overrides)
     seed_tuple = seed_values(cfg.seeds if seeds is None else seeds, seed_offset)
     cfg = dataclasses.replace(cfg, seeds=len(seed_tuple))
-    out_dir = Path(out) / name / scale if record else Path(out) / name
-    if (out_dir / "metrics.json").exists() and not force:
-        raise ValueError(f"{out_dir} already holds a run (metrics.json); pass force=True (--force) to replace it")
+    out_dir = run_dir(name, scale, out, record)
+    check_free(out_dir, force)
     out_dir = ensure_writable_dir(out_dir)
     started, load_start = now_utc(), load_average()
     start = time.perf_counter()

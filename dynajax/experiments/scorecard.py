@@ -17,6 +17,7 @@ from dynajax.experiments.results import STATUSES, fmt_number
 
 RECORD_SCALES = ("quick", "full", "gpu")
 NOT_RUN = "not run"
+START, END = "<!-- scorecard-summary:start -->", "<!-- scorecard-summary:end -->"
 
 
 def load_records(results: Path) -> list[dict]:
@@ -63,29 +64,24 @@ def _hardware(run: dict) -> str:
 
 def render(records: list[dict], registered: Iterable[str]) -> str:
     """The scorecard markdown; deterministic in its inputs (no clock, no machine state)."""
+    registered = list(registered)
     by_key = {(r["metrics"]["experiment"], r["metrics"]["scale"]): r for r in records}
     names = sorted(set(registered) | {k[0] for k in by_key})
-    counts = {s: dict.fromkeys((*STATUSES, NOT_RUN), 0) for s in RECORD_SCALES}
+    counts = _counts(records, registered)
     lines = []
     for name in names:
         for scale in RECORD_SCALES:
             rec = by_key.get((name, scale))
             if rec is None:
                 if scale != "gpu":
-                    counts[scale][NOT_RUN] += 1
                     lines.append(f"| {name} | {scale} | {NOT_RUN} | | | | | |")
                 continue
             m, run = rec["metrics"], rec["run"]
-            counts[scale][m["status"]] += 1
             lines.append(
                 f"| [{name}]({rec['dir']}/report.md) | {scale} | **{m['status']}** | {_headline(m)} | "
                 f"{_checks(m)} | {run['wall_seconds']:.0f} s | {_hardware(run)} | {run['started'][:10]} |"
             )
-    summary = ["| scale | " + " | ".join((*STATUSES, NOT_RUN)) + " |", "|---" * (len(STATUSES) + 2) + "|"]
-    for scale in RECORD_SCALES:
-        if scale == "gpu" and not any(counts["gpu"][s] for s in STATUSES):
-            continue
-        summary.append(f"| {scale} | " + " | ".join(str(counts[scale][s]) for s in (*STATUSES, NOT_RUN)) + " |")
+    summary = _summary_lines(counts)
     return "\n".join([
         "# Scorecard",
         "",
@@ -109,6 +105,48 @@ def render(records: list[dict], registered: Iterable[str]) -> str:
     ])
 
 
+def _counts(records: list[dict], registered: Iterable[str]) -> dict[str, dict[str, int]]:
+    by_key = {(r["metrics"]["experiment"], r["metrics"]["scale"]): r for r in records}
+    names = set(registered) | {k[0] for k in by_key}
+    counts = {s: dict.fromkeys((*STATUSES, NOT_RUN), 0) for s in RECORD_SCALES}
+    for name in names:
+        for scale in RECORD_SCALES:
+            rec = by_key.get((name, scale))
+            if rec is not None:
+                counts[scale][rec["metrics"]["status"]] += 1
+            elif scale != "gpu":
+                counts[scale][NOT_RUN] += 1
+    return counts
+
+
+def _summary_lines(counts: dict[str, dict[str, int]]) -> list[str]:
+    lines = ["| scale | " + " | ".join((*STATUSES, NOT_RUN)) + " |", "|---" * (len(STATUSES) + 2) + "|"]
+    for scale in RECORD_SCALES:
+        if scale == "gpu" and not any(counts["gpu"][s] for s in STATUSES):
+            continue
+        lines.append(f"| {scale} | " + " | ".join(str(counts[scale][s]) for s in (*STATUSES, NOT_RUN)) + " |")
+    return lines
+
+
+def readme_block(records: list[dict], registered: Iterable[str]) -> str:
+    """The summary table for the project README, between its scorecard-summary markers."""
+    return "\n".join([START, *_summary_lines(_counts(records, registered)), "",
+                      "Every row, with its headline number beside the paper's: [results/README.md](results/README.md).",
+                      END])
+
+
+def with_readme_block(readme: str, block: str) -> str:
+    """``readme`` with the text between the markers replaced by ``block``.
+
+    Raises:
+        ValueError: the README lacks the markers.
+    """
+    i, j = readme.find(START), readme.find(END)
+    if i < 0 or j < i:
+        raise ValueError(f"the README has no {START} ... {END} markers")
+    return readme[:i] + block + readme[j + len(END):]
+
+
 def summary_table(records: list[dict]) -> list[str]:
     """Status counts and one line per record, for the terminal."""
     lines = [f"  {r['metrics']['experiment']:<24} {r['metrics']['scale']:<6} {r['metrics']['status']:<15} "
@@ -117,8 +155,37 @@ def summary_table(records: list[dict]) -> list[str]:
     return lines + ["  " + ", ".join(f"{v} {k}" for k, v in tally.items())]
 
 
-def write_scorecard(results: Path, registered: Iterable[str]) -> Path:
-    """Regenerates ``results/README.md`` from the records; returns its path."""
-    path = Path(results) / "README.md"
-    atomic_write_text(path, render(load_records(results), registered))
-    return path
+def committed_summary(records: list[dict]) -> list[str]:
+    """Status counts per scale, one line each, for the terminal."""
+    lines = []
+    for scale in RECORD_SCALES:
+        at = [r for r in records if r["metrics"]["scale"] == scale]
+        if at:
+            tally = ", ".join(f"{sum(r['metrics']['status'] == s for r in at)} {s}" for s in STATUSES)
+            lines.append(f"  {scale}: {len(at)} records: {tally}")
+    return lines or ["  no records yet"]
+
+
+def stale_files(results: Path, registered: Iterable[str], readme: Path | None = None) -> list[Path]:
+    """The files :func:`write_scorecard` would change (empty when all are up to date)."""
+    registered = list(registered)
+    records = load_records(results)
+    card = Path(results) / "README.md"
+    stale = [] if card.exists() and card.read_text() == render(records, registered) else [card]
+    if readme is not None:
+        text = readme.read_text()
+        if with_readme_block(text, readme_block(records, registered)) != text:
+            stale.append(readme)
+    return stale
+
+
+def write_scorecard(results: Path, registered: Iterable[str], readme: Path | None = None) -> list[Path]:
+    """Regenerates ``results/README.md`` (and the summary block of ``readme``); returns the paths."""
+    registered = list(registered)
+    records = load_records(results)
+    card = Path(results) / "README.md"
+    atomic_write_text(card, render(records, registered))
+    if readme is None:
+        return [card]
+    atomic_write_text(readme, with_readme_block(readme.read_text(), readme_block(records, registered)))
+    return [card, readme]

@@ -264,6 +264,15 @@ def test_scorecard_regenerates_and_checks(tmp_path, capsys, toy_experiment):
     (tmp_path / "README.md").write_text(card.replace("reproduced", "REPRODUCED"))
     assert cli.main(["scorecard", "--check", *results]) == 2
     assert "out of date" in capsys.readouterr().err
+    # the project README's summary block is regenerated and checked too
+    readme = tmp_path / "PROJECT.md"
+    readme.write_text("intro\n<!-- scorecard-summary:start -->\nold\n<!-- scorecard-summary:end -->\nrest\n")
+    assert cli.main(["scorecard", "--check", *results, "--readme", str(readme)]) == 2
+    assert cli.main(["scorecard", *results, "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- scorecard-summary:start -->\n| scale |") and text.endswith("end -->\nrest\n")
+    assert "| quick | 1 | 0 | 0 |" in text and "| full | 0 | 0 | 1 |" in text
+    assert cli.main(["scorecard", "--check", *results, "--readme", str(readme)]) == 0
     (tmp_path / "toy" / "full" / "run.json").unlink()
     assert cli.main(["scorecard", *results]) == 2
     assert "has no run.json" in capsys.readouterr().err
