@@ -25,7 +25,7 @@ import numpy as np
 
 from dynajax._io import atomic_write_bytes
 
-__all__ = ["TrajectoryDataset", "cached", "cache_dir", "map_in_batches", "SPLITS"]
+__all__ = ["TrajectoryDataset", "cached", "cache_dir", "digits_splits", "map_in_batches", "SPLITS"]
 
 SPLITS = ("train", "val", "test")
 
@@ -234,3 +234,32 @@ def map_in_batches(
         out = jax.device_get(jitted(chunk))
         outs.append(jax.tree_util.tree_map(lambda y: np.asarray(y)[:m], out))
     return jax.tree_util.tree_map(lambda *ys: np.concatenate(ys), *outs)
+
+
+def digits_splits(
+    n_test: int = 797, n_val: int = 200, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits (1797 images, shipped with the package) in fixed splits.
+
+    Pixels are scaled to ``[0, 1]``; one permutation drawn from ``seed`` assigns the first
+    ``n_test`` images to the test set, the next ``n_val`` to validation and the rest to the
+    training pool (from which experiments draw their training subsets).
+
+    Returns:
+        ``(pool_x [n_pool, 64], pool_y [n_pool], val_x [n_val, 64], val_y, test_x [n_test,
+        64], test_y)``, float32 images and int32 labels, ``n_pool = 1797 - n_test - n_val``.
+
+    Raises:
+        ValueError: negative sizes or ``n_test + n_val >= 1797`` (an empty pool).
+    """
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    n = len(d.target)
+    if n_test < 0 or n_val < 0 or n_test + n_val >= n:
+        raise ValueError(f"need n_test, n_val >= 0 and n_test + n_val < {n}, got {n_test}, {n_val}")
+    x = (d.data / 16.0).astype(np.float32)
+    y = d.target.astype(np.int32)
+    perm = np.random.default_rng(seed).permutation(n)
+    test, val, pool = perm[:n_test], perm[n_test:n_test + n_val], perm[n_test + n_val:]
+    return x[pool], y[pool], x[val], y[val], x[test], y[test]

@@ -25,20 +25,21 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from dynajax.experiments import ssw_sphere
-from dynajax.experiments.swgf_fokker_planck import ou_solution, symmetric_kl_to_fit
 from dynajax.transport.flows import (
       kl_to_target,
       particle_flow,
       potential_energy,
+      sphere_sliced_descent,
       sw_jko,
 )
+from dynajax.transport.fokker_planck import ou_solution, symmetric_kl_to_fit
 from dynajax.transport.nf_jko import (
       RealNVP,
       gaussian_log_density,
       nf_sw_jko,
       push_forward,
 )
+from dynajax.transport.sphere_vmf import sample_vmf_mixture, uniform_sphere_points, unit_to_latlon, vmf_mixture_logpdf
 
 key = jax.random.key(0)
 b = jnp.array([2.0, 1.0])
@@ -88,17 +89,17 @@ print("SymKL to the OU solution at t=0.15:", round(symmetric_kl_to_fit(y, m, S),
 # ## (d) Spherical sliced-Wasserstein flow to a von Mises-Fisher mixture on S^2
 
 # %%
-means = ssw_sphere.vmf_means(0)
+means = uniform_sphere_points(6, seed=0)
 zs = jax.random.normal(key, (150, 3))
 xs0 = zs / jnp.linalg.norm(zs, axis=1, keepdims=True)
-xs = ssw_sphere.sliced_descent(xs0, lambda k: ssw_sphere.sample_vmf_mixture(k, means, 10.0, 150),
-                               spherical=True, n_steps=25, n_proj=30, lr=0.1, key=key)
-nll = lambda p: float(-jnp.mean(ssw_sphere.vmf_mixture_logpdf(p, means, 10.0)))
+xs = sphere_sliced_descent(xs0, lambda k: sample_vmf_mixture(k, means, 10.0, 150),
+                           spherical=True, n_steps=25, n_proj=30, lr=0.1, key=key)
+nll = lambda p: float(-jnp.mean(vmf_mixture_logpdf(p, means, 10.0)))
 print("NLL under the target: initial", round(nll(xs0), 3), "-> after 25 SSW steps", round(nll(xs), 3))
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
 axes[0].scatter(*np.asarray(x_ula).T, s=3); axes[0].set_title("(a) ULA samples of N(b, I)")
 axes[1].scatter(*np.asarray(y).T, s=2); axes[1].set_title("(c) NF SW-JKO, t = 0.15")
-lon, lat = np.arctan2(xs[:, 1], xs[:, 0]), np.arcsin(np.clip(xs[:, 2], -1, 1))
-axes[2].scatter(lon, lat, s=3); axes[2].set_title("(d) SSW flow on S^2 (lon/lat)")
+lat, lon = unit_to_latlon(xs)
+axes[2].scatter(lon, lat, s=3); axes[2].set_title("(d) SSW flow on S^2 (lon/lat, degrees)")
 plt.show()

@@ -9,6 +9,8 @@
 * :mod:`~dynajax.arch.mfn`: Fourier and Gabor multiplicative filter networks.
 * :mod:`~dynajax.arch.divfree`: divergence penalty, stream-function velocities, spectral
   divergence and energy spectrum of gridded 2-D fields.
+* :mod:`~dynajax.arch.superres`: interpolation baselines (periodic cubic, GP) and error
+  metrics of velocity-field super-resolution from scattered samples.
 * :mod:`~dynajax.arch.memory`: activation memory kept for reverse mode (:func:`stored_bytes`).
 """
 
@@ -21,6 +23,7 @@ from dynajax.arch.continuous import (
 from dynajax.arch.divfree import (
     divergence_penalty,
     energy_spectrum,
+    spectral_curl,
     spectral_divergence,
     stream_velocity,
 )
@@ -58,6 +61,7 @@ from dynajax.arch.stable import (
     parabolic_forward,
     resnet_forward,
 )
+from dynajax.arch.superres import field_errors, grid_points, periodic_cubic, periodic_gp
 
 __all__ = [
     # continuous
@@ -103,6 +107,12 @@ __all__ = [
     # divergence-free
     "divergence_penalty",
     "energy_spectrum",
+    "spectral_curl",
     "spectral_divergence",
     "stream_velocity",
+    # super-resolution
+    "field_errors",
+    "grid_points",
+    "periodic_cubic",
+    "periodic_gp",
 ]

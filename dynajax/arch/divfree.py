@@ -4,7 +4,7 @@
   at collocation points (autodiff, exact for the network).
 * :func:`stream_velocity`: ``v = (d psi / dy, -d psi / dx)`` from a scalar ``psi``: divergence
   free by construction (a hard constraint, for comparison with the penalty).
-* :func:`spectral_divergence` and :func:`energy_spectrum`: grid diagnostics on the periodic
+* :func:`spectral_divergence`, :func:`spectral_curl` and :func:`energy_spectrum`: grid diagnostics on the periodic
   unit square, channels-first ``[..., 2, n, n]``, axis ``-2`` is ``x`` (the
   :mod:`dynajax.systems.navier_stokes` convention).
 """
@@ -20,7 +20,7 @@ from jaxtyping import Array, Float
 
 from dynajax.arch.pinn import divergence
 
-__all__ = ["divergence_penalty", "energy_spectrum", "spectral_divergence", "stream_velocity"]
+__all__ = ["divergence_penalty", "energy_spectrum", "spectral_curl", "spectral_divergence", "stream_velocity"]
 
 
 def divergence_penalty(v: Callable[[Array], Array], points: Float[Array, "n 2"]) -> Float[Array, ""]:
@@ -61,6 +61,15 @@ def spectral_divergence(u: Float[Array, "... 2 n n"]) -> Float[Array, "... n n"]
     uh = jnp.fft.fft2(jnp.asarray(u))
     dh = 2j * jnp.pi * (kx * uh[..., 0, :, :] + ky * uh[..., 1, :, :])
     return jnp.real(jnp.fft.ifft2(dh))
+
+
+def spectral_curl(u: Float[Array, "... 2 n n"]) -> Float[Array, "... n n"]:
+    """``d u_y / dx - d u_x / dy`` on the periodic unit square (Fourier derivatives, the vorticity)."""
+    n = _check_field(u)
+    kx, ky = _wavenumbers(n)
+    uh = jnp.fft.fft2(jnp.asarray(u))
+    ch = 2j * jnp.pi * (kx * uh[..., 1, :, :] - ky * uh[..., 0, :, :])
+    return jnp.real(jnp.fft.ifft2(ch))
 
 
 def energy_spectrum(u: Float[Array, "... 2 n n"]) -> Float[Array, "... n_shells"]:

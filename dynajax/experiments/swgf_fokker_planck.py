@@ -1,43 +1,34 @@
 """``swgf-fokker-planck``: SW-JKO over normalizing flows on the Fokker-Planck equation (OU target).
 
-Protocol (Bonet et al. 2022, "Efficient gradient flows in sliced-Wasserstein space", section
-on Ornstein-Uhlenbeck processes, after Mokrov et al. 2021): the Fokker-Planck equation
-``d_t rho = div(rho grad V) + Lap rho`` with ``V(x) = (x - b)^T A (x - b) / 2`` is the Wasserstein
-gradient flow of ``KL(rho || N(b, A^{-1}))``; from ``rho_0 = N(0, I)`` its solution is Gaussian
-(Ornstein-Uhlenbeck) with
+Protocol (Bonet et al., TMLR 2022, "Efficient gradient flows in sliced-Wasserstein space",
+Ornstein-Uhlenbeck experiment, after Mokrov et al. 2021): the Fokker-Planck equation with
+``V(x) = (x - b)^T A (x - b) / 2`` from ``rho_0 = N(0, I)`` has the Gaussian solution of
+:func:`dynajax.transport.fokker_planck.ou_solution`; per dimension ``d`` and seed, ``A`` and ``b``
+are drawn by :func:`~dynajax.transport.fokker_planck.ou_problem`. Methods, with the same number
+of samples:
 
-    m_t = b + e^{-A t} (m_0 - b),   S_t = e^{-A t} S_0 e^{-A t} + A^{-1} (I - e^{-2 A t}).
+* ``SWGF + RealNVP``: :func:`dynajax.transport.nf_jko.nf_sw_jko` with ``F = KL(. || p)``, the SW
+  term scaled by ``d``. The paper's code runs SW-JKO with step ``tau / d`` and compares its state
+  after ``t / tau`` steps with the solution at time ``t``; ``sw_scale = d`` with step ``h`` is
+  the same scheme (``d SW^2 / (2 h) = SW^2 / (2 h / d)``): for translations
+  ``SW_2^2 = W_2^2 / d``, so the rescaled step follows the Wasserstein time scale.
+* ``Euler-Maruyama``: ULA particles (:func:`dynajax.transport.flows.particle_flow`).
+* ``exact samples``: i.i.d. draws of the true ``rho_t``: the floor each estimator puts under
+  the metric at this sample size.
 
-Per dimension ``d`` and seed: ``A = Q diag(lambda) Q^T`` with ``Q`` a Haar rotation and
-``lambda ~ U[0.5, 2]``, ``b ~ N(0, I)``. Methods, all with the same number of samples:
-
-* ``SWGF + RealNVP``: :func:`dynajax.transport.nf_jko.nf_sw_jko` with ``F = KL(. || p)``, JKO
-  step ``h = 0.05``, the SW term scaled by ``d`` (``SW_2^2 = W_2^2 / d`` for translations) so
-  that a step matches a Wasserstein JKO step of the same ``h`` (see notes).
-* ``Euler-Maruyama``: ULA particles ``x <- x - dt A (x - b) + sqrt(2 dt) z``, ``dt = 1e-3``.
-* ``exact samples``: i.i.d. samples of the true ``rho_t``: the floor that Gaussian fitting
-  with this many samples puts under the metric.
-
-Metrics, at ``t`` in ``T_EVAL``, on fresh draws of ``mu_0`` pushed through the trained maps:
-
-* ``symkl_paper_t{t}``: the paper's estimator (its code, ``symKL`` / ``symKL_kernel``):
-  ``E_{rho_t}[log rho_t - log q] + E_q[log q - log rho_t]`` by Monte Carlo with ``N_SYMKL``
-  samples each way, where ``q`` is the flow's exact density for SWGF (inverse maps for the
-  points drawn from ``rho_t``, :func:`dynajax.transport.nf_jko.pull_back_log_density`) and a
-  Gaussian KDE of the particles (``scipy.stats.gaussian_kde``, Scott's rule) for
-  Euler-Maruyama and for the exact samples (the KDE floor).
-* ``symkl_t{t}``: symmetric KL between ``rho_t`` and the Gaussian fitted to the samples (mean
-  and covariance only; stricter for the flow than the paper's metric, since Euler-Maruyama
-  particles are Gaussian by construction and the Gaussian fit is then the right model).
-* ``kl_density_t{t}`` (flow): ``KL(rho_t^NF || rho_t)`` from the exact log-densities.
-
-Time scale: the paper (code ``--fixed_t``) runs SW-JKO with step ``tau / d`` and compares its
-state after ``t / tau`` steps with the Fokker-Planck solution at time ``t``; ``sw_scale = d``
-with step ``h`` is the same scheme (``d SW^2 / (2 h) = SW^2 / (2 h / d)``).
+Metrics at ``t`` in ``t_eval`` on fresh draws of ``mu_0`` pushed through the trained maps:
+``symkl_paper_t{t}``, the papers' estimator (flow: exact density,
+:func:`~dynajax.transport.fokker_planck.symmetric_kl_flow`; particles: Gaussian KDE,
+:func:`~dynajax.transport.fokker_planck.symmetric_kl_kde`); ``symkl_t{t}``, the symmetric KL of
+the Gaussian fitted to the samples (stricter for the flow: Euler-Maruyama particles are
+Gaussian by construction); and for the flow ``kl_density_t{t}``, ``KL(rho_NF || rho_t)`` from
+the exact log-densities, whose analytic value for an exact scheme is 0 (the band). The paper
+reports this experiment as a figure (log SymKL vs d), with no table.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -45,183 +36,126 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dynajax.experiments.config import ExperimentConfig, seed_keys
 from dynajax.experiments.registry import register
-from dynajax.experiments.results import Check, Result, Row, save_figure
-from dynajax.transport.flows import kl_to_target
-from dynajax.transport.nf_jko import (
-    RealNVP,
-    gaussian_log_density,
-    nf_sw_jko,
-    pull_back_log_density,
-    push_forward,
-)
+from dynajax.experiments.results import Check, Result, Row, band, save_figure
+from dynajax.transport.flows import kl_to_target, particle_flow
+from dynajax.transport.fokker_planck import (ou_problem, ou_solution, symmetric_kl_flow, symmetric_kl_kde,
+                                             symmetric_kl_to_fit)
+from dynajax.transport.nf_jko import RealNVP, gaussian_log_density, nf_sw_jko, pull_back_log_density, push_forward
 
-H = 0.05
-T_EVAL = (0.25, 0.5)
-EM_DT = 1e-3
-N_SYMKL = 10000  # Monte Carlo samples each way for the paper's SymKL estimator
-SIZES = {
-    "quick": {"dims": (2, 4, 8), "n": 2048, "batch": 512, "n_inner": 100, "lr": 1e-2,
-              "n_proj": 100, "hidden": 32, "n_layers": 4, "max_log_scale": 0.5},
-    "full": {"dims": (2, 4, 6, 8, 10, 12), "n": 4096, "batch": 1024, "n_inner": 300, "lr": 5e-3,
-             "n_proj": 200, "hidden": 64, "n_layers": 6, "max_log_scale": 0.5},
-}
+KL_BAND = 0.1  # nats: KL(rho_NF || rho_t) against its analytic value 0
+EM_GAP = 0.05  # SymKL(SWGF) - SymKL(Euler-Maruyama) allowed by the trend checks
 
 
-def ou_problem(d: int, seed: int):
-    """``(A [d, d], b [d])``: random SPD ``A`` (eigenvalues in [0.5, 2]) and centre ``b``."""
-    rng = np.random.default_rng(1000 * d + seed)
-    q, r = np.linalg.qr(rng.normal(size=(d, d)))
-    q = q * np.sign(np.diag(r))
-    lam = rng.uniform(0.5, 2.0, size=d)
-    return (q * lam) @ q.T, rng.normal(size=d)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FokkerPlanckConfig(ExperimentConfig):
+    """Sizes of the OU experiment (Bonet et al. 2022, Fokker-Planck figure).
+
+    Attributes:
+        dims: dimensions ``d``.
+        n: samples per method (flow pool, particles, exact draws).
+        batch: minibatch of the flow's Adam steps.
+        h: JKO time step (Wasserstein time, see the module doc).
+        t_eval: evaluation times, increasing multiples of ``h`` and of ``em_dt``.
+        em_dt: Euler-Maruyama step.
+        n_inner: Adam steps per JKO step (each step's flow starts at the identity).
+        lr: Adam learning rate.
+        n_proj: projections per Adam step.
+        hidden: width of the coupling MLPs; n_layers: affine couplings per JKO map.
+        max_log_scale: soft clip of each coupling's log-scale (one JKO map is close to the
+            identity; without the clip out-of-sample points can blow up).
+        n_symkl: Monte Carlo draws each way of the papers' SymKL estimators.
+    """
+
+    dims: tuple[int, ...] = (2, 4, 8)
+    n: int = 2048
+    batch: int = 512
+    h: float = 0.05
+    t_eval: tuple[float, ...] = (0.25, 0.5)
+    em_dt: float = 1e-3
+    n_inner: int = 100
+    lr: float = 1e-2
+    n_proj: int = 100
+    hidden: int = 32
+    n_layers: int = 4
+    max_log_scale: float = 0.5
+    n_symkl: int = 10000
+
+    def __post_init__(self):
+        if not self.dims or min(self.dims) < 1:
+            raise ValueError(f"dims must be non-empty dimensions >= 1, got {self.dims}")
+        for f in ("n", "batch", "n_inner", "n_proj", "hidden", "n_layers", "n_symkl"):
+            if getattr(self, f) < 1:
+                raise ValueError(f"{f} must be >= 1, got {getattr(self, f)}")
+        if not (self.h > 0 and self.em_dt > 0 and self.lr > 0 and self.max_log_scale > 0):
+            raise ValueError("h, em_dt, lr and max_log_scale must be > 0")
+        steps = [t / s for t in self.t_eval for s in (self.h, self.em_dt)]
+        if (not self.t_eval or list(self.t_eval) != sorted(set(self.t_eval)) or self.t_eval[0] <= 0
+                or any(abs(k - round(k)) > 1e-6 for k in steps)):
+            raise ValueError(f"t_eval must be increasing positive multiples of h = {self.h} and "
+                             f"em_dt = {self.em_dt}, got {self.t_eval}")
 
 
-def ou_solution(A, b, t, m0=None, S0=None):
-    """Mean and covariance of the OU / Fokker-Planck solution at time ``t`` from ``N(m0, S0)``."""
-    d = b.shape[0]
-    m0 = np.zeros(d) if m0 is None else m0
-    S0 = np.eye(d) if S0 is None else S0
-    lam, Q = np.linalg.eigh(A)
-    E = (Q * np.exp(-lam * t)) @ Q.T
-    E2 = (Q * np.exp(-2 * lam * t)) @ Q.T
-    Ainv = (Q / lam) @ Q.T
-    return b + E @ (m0 - b), E @ S0 @ E + Ainv @ (np.eye(d) - E2)
+QUICK = FokkerPlanckConfig(seeds=3)
+# Bonet et al. 2022 (TMLR), Fokker-Planck / OU figure: d = 2..12, SymKL at t = 0.25, 0.5.
+FULL = FokkerPlanckConfig(seeds=3, dims=(2, 4, 6, 8, 10, 12), n=4096, batch=1024, n_inner=300, lr=5e-3,
+                          n_proj=200, hidden=64, n_layers=6)
+METHODS = {"nf": "SWGF + RealNVP", "em": "Euler-Maruyama", "exact": "exact samples (Gaussian-fit floor)"}
 
 
-def gaussian_kl(m0, S0, m1, S1) -> float:
-    """``KL(N(m0, S0) || N(m1, S1))`` (float64)."""
-    d = m0.shape[0]
-    S1inv = np.linalg.inv(S1)
-    dm = m1 - m0
-    return 0.5 * float(
-        np.trace(S1inv @ S0) + dm @ S1inv @ dm - d
-        + np.linalg.slogdet(S1)[1] - np.linalg.slogdet(S0)[1]
-    )
+def _label(meth: str, cfg: FokkerPlanckConfig) -> str:
+    dt = np.format_float_scientific(cfg.em_dt, trim="-", exp_digits=1)
+    return f"{METHODS[meth]} (dt={dt})" if meth == "em" else METHODS[meth]
 
 
-def symmetric_kl_to_fit(x, m, S) -> float:
-    """Symmetric KL between ``N(m, S)`` and the Gaussian fitted to samples ``x [n, d]``."""
-    x = np.asarray(x, np.float64)
-    mh, Sh = x.mean(0), np.cov(x, rowvar=False)
-    return gaussian_kl(mh, Sh, m, S) + gaussian_kl(m, S, mh, Sh)
-
-
-def _true_logpdf(m, S):
-    from scipy.stats import multivariate_normal
-
-    return multivariate_normal(m, S).logpdf
-
-
-def symkl_kde(x, m, S, n_mc: int, seed: int) -> float:
-    """The paper's EM metric: Monte Carlo symmetric KL between ``N(m, S)`` and a Gaussian KDE
-    (Scott's rule) of the samples ``x [n, d]``, ``n_mc`` draws each way."""
-    from scipy.stats import gaussian_kde
-
-    rng = np.random.default_rng(seed)
-    kde = gaussian_kde(np.asarray(x, np.float64).T)
-    logp = _true_logpdf(m, S)
-    x1 = rng.multivariate_normal(m, S, size=n_mc)
-    x2 = kde.resample(n_mc, seed=rng).T
-    return float(np.mean(logp(x1) - kde.logpdf(x1.T)) + np.mean(kde.logpdf(x2.T) - logp(x2)))
-
-
-def symkl_flow(y, log_q_y, log_q_fn, m, S, n_mc: int, seed: int) -> float:
-    """The paper's flow metric: ``E_{rho_t}[log rho_t - log q] + E_q[log q - log rho_t]`` with
-    the flow's exact density ``q`` (``y``, ``log_q_y``: flow samples and their log-densities;
-    ``log_q_fn``: ``q``'s log-density at arbitrary points)."""
-    rng = np.random.default_rng(seed)
-    logp = _true_logpdf(m, S)
-    x1 = rng.multivariate_normal(m, S, size=n_mc)
-    y = np.asarray(y, np.float64)
-    return float(np.mean(logp(x1) - np.asarray(log_q_fn(x1.astype(np.float32))))
-                 + np.mean(np.asarray(log_q_y, np.float64) - logp(y)))
-
-
-def euler_maruyama(x0, A, b, dt: float, n_steps: int, key):
-    """ULA / Euler-Maruyama for ``dX = -A (X - b) dt + sqrt(2) dW``; returns ``x [n, d]``."""
-    A = jnp.asarray(A, jnp.float32)
-    b = jnp.asarray(b, jnp.float32)
-
-    @jax.jit
-    def run(x, key):
-        def body(x, k):
-            z = jax.random.normal(jax.random.fold_in(key, k), x.shape)
-            return x - dt * (x - b) @ A + jnp.sqrt(2 * dt) * z, None
-
-        return jax.lax.scan(body, x, jnp.arange(n_steps))[0]
-
-    return run(x0, key)
-
-
-def run_one(d: int, seed: int, cfg: dict) -> dict:
-    """Both methods on one ``(d, seed)``; metrics keyed by ``symkl_t{t}`` etc."""
+def run_one(d: int, seed: int, key, cfg: FokkerPlanckConfig) -> dict:
+    """All methods on one ``(d, seed)``; metrics keyed by ``symkl_t{t}`` etc."""
     A, b = ou_problem(d, seed)
-    key = jax.random.fold_in(jax.random.key(seed), d)
-    k0, k1, k2, k3 = jax.random.split(key, 4)
-    n = cfg["n"]
-    x0 = jax.random.normal(k0, (n, d))
+    k0, k1, k2, k3 = jax.random.split(jax.random.fold_in(key, d), 4)
+    x0 = jax.random.normal(k0, (cfg.n, d))
     Aj, bj = jnp.asarray(A, jnp.float32), jnp.asarray(b, jnp.float32)
-    F = kl_to_target(lambda z: -0.5 * (z - bj) @ Aj @ (z - bj))
-    steps = [round(t / H) for t in T_EVAL]
-    # one JKO map is close to the identity: soft-clip each coupling's log-scale to +-0.5
-    # (the default 3 let out-of-sample points blow up: SymKL 538 at d = 8)
-    flow = RealNVP(d, n_layers=cfg["n_layers"], hidden=cfg["hidden"],
-                   max_log_scale=cfg["max_log_scale"])
+    steps = [round(t / cfg.h) for t in cfg.t_eval]
+    flow = RealNVP(d, n_layers=cfg.n_layers, hidden=cfg.hidden, max_log_scale=cfg.max_log_scale)
     logp0 = gaussian_log_density(jnp.zeros(d), jnp.eye(d))
     t0 = time.perf_counter()
-    out = nf_sw_jko(
-        x0, F, h=H, n_outer=max(steps), n_inner=cfg["n_inner"], lr=cfg["lr"],
-        n_proj=cfg["n_proj"], key=k1, log_density0=logp0(x0), batch_size=cfg["batch"],
-        sw_scale=float(d), flow=flow,
-    )
+    out = nf_sw_jko(x0, kl_to_target(lambda z: -0.5 * (z - bj) @ Aj @ (z - bj)), h=cfg.h, n_outer=max(steps),
+                    n_inner=cfg.n_inner, lr=cfg.lr, n_proj=cfg.n_proj, key=k1, log_density0=logp0(x0),
+                    batch_size=cfg.batch, sw_scale=float(d), flow=flow)
     jax.block_until_ready(out.x)
     res = {"nf": {"wall_s": time.perf_counter() - t0}, "em": {}, "exact": {}}
-    # evaluation on fresh draws of mu_0 pushed through the trained maps (out of sample)
-    z = jax.random.normal(k3, (N_SYMKL, d))
-    for t, s in zip(T_EVAL, steps):
+    z = jax.random.normal(k3, (cfg.n_symkl, d))  # fresh draws of mu_0: out of sample
+    x, done, em_wall = x0, 0, 0.0
+    for t, s in zip(cfg.t_eval, steps):
         m, S = ou_solution(A, b, t)
         y, ld = push_forward(flow, out.params[:s], z, logp0(z))
-        res["nf"][f"symkl_t{t}"] = symmetric_kl_to_fit(y[:n], m, S)
-        res["nf"][f"symkl_paper_t{t}"] = symkl_flow(
-            y, ld, lambda q, s=s: pull_back_log_density(flow, out.params[:s], q, logp0),
-            m, S, N_SYMKL, seed)
-        exact = np.random.default_rng(seed).multivariate_normal(m, S, size=n)
+        res["nf"][f"symkl_t{t}"] = symmetric_kl_to_fit(y[:cfg.n], m, S)
+        res["nf"][f"symkl_paper_t{t}"] = symmetric_kl_flow(
+            y, ld, lambda q, s=s: pull_back_log_density(flow, out.params[:s], q, logp0), m, S, cfg.n_symkl, seed)
+        exact = np.random.default_rng(seed).multivariate_normal(m, S, size=cfg.n)
         res["exact"][f"symkl_t{t}"] = symmetric_kl_to_fit(exact, m, S)
-        res["exact"][f"symkl_paper_t{t}"] = symkl_kde(exact, m, S, N_SYMKL, seed + 1)
-    # KL(rho^NF_T || rho_T) by Monte Carlo with the flow's exact log-density
-    res["nf"][f"kl_density_t{T_EVAL[-1]}"] = float(jnp.mean(ld - gaussian_log_density(m, S)(y)))
-    res["nf"]["mean_err"] = float(np.linalg.norm(np.asarray(y).mean(0) - m))
-    t0 = time.perf_counter()
-    x, done, snaps = x0, 0, []
-    for t in T_EVAL:
-        k = round(t / EM_DT) - done
-        x = euler_maruyama(x, A, b, EM_DT, k, jax.random.fold_in(k2, done))
-        done += k
-        snaps.append(np.asarray(x))
-    res["em"]["wall_s"] = time.perf_counter() - t0
-    for t, x in zip(T_EVAL, snaps):
-        m, S = ou_solution(A, b, t)
+        res["exact"][f"symkl_paper_t{t}"] = symmetric_kl_kde(exact, m, S, cfg.n_symkl, seed + 1)
+        k, t1 = round(t / cfg.em_dt) - done, time.perf_counter()
+        x, _ = particle_flow(x, grad_V=lambda v: Aj @ (v - bj), step=cfg.em_dt, n_steps=k, temperature=1.0,
+                             key=jax.random.fold_in(k2, done))
+        done, em_wall = done + k, em_wall + time.perf_counter() - t1
         res["em"][f"symkl_t{t}"] = symmetric_kl_to_fit(x, m, S)
-        res["em"][f"symkl_paper_t{t}"] = symkl_kde(x, m, S, N_SYMKL, seed + 2)
+        res["em"][f"symkl_paper_t{t}"] = symmetric_kl_kde(x, m, S, cfg.n_symkl, seed + 2)
+    res["em"]["wall_s"] = em_wall
+    res["nf"][f"kl_density_t{cfg.t_eval[-1]}"] = float(jnp.mean(ld - gaussian_log_density(m, S)(y)))
+    res["nf"]["mean_err"] = float(np.linalg.norm(np.asarray(y).mean(0) - m))
     return res
 
 
-@register(
-    "swgf-fokker-planck",
-    "SW-JKO over RealNVP flows on the Fokker-Planck equation (OU target, d = 2..12): symmetric KL vs Euler-Maruyama",
-)
-def run(scale: str, seeds: int, out_dir: Path) -> Result:
-    cfg = SIZES[scale]
-    per = {d: [run_one(d, s, cfg) for s in range(seeds)] for d in cfg["dims"]}
-    names = {"nf": "SWGF + RealNVP", "em": "Euler-Maruyama (dt=1e-3)", "exact": "exact samples (Gaussian-fit floor)"}
-    rows = []
-    for d, res in per.items():
-        for meth, label in names.items():
-            keys = res[0][meth].keys()
-            rows.append(Row(f"{label}, d={d}", {k: [r[meth][k] for r in res] for k in keys},
-                            {k: None for k in keys if k.startswith("symkl")}))
-    t_last = T_EVAL[-1]
+@register("swgf-fokker-planck", "SW-JKO over RealNVP flows on the Fokker-Planck equation (OU target, d = 2..12): "
+          "symmetric KL vs Euler-Maruyama", configs={"quick": QUICK, "full": FULL})
+def run(cfg: FokkerPlanckConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
+    keys = seed_keys(seeds)
+    per = {d: [run_one(d, s, k, cfg) for s, k in zip(seeds, keys)] for d in cfg.dims}
+    rows = [Row(f"{_label(meth, cfg)}, d={d}", {k: [r[meth][k] for r in res] for k in res[0][meth]},
+                {k: (0.0 if k.startswith("kl_density") else None) for k in res[0][meth] if k != "wall_s"})
+            for d, res in per.items() for meth in METHODS]
+    t_last = cfg.t_eval[-1]
 
     def mean(d, meth, k):
         return float(np.mean([r[meth][k] for r in per[d]]))
@@ -230,62 +164,49 @@ def run(scale: str, seeds: int, out_dir: Path) -> Result:
         worst = max(mean(d, "nf", key) - mean(d, "em", key) for d in per)
         detail = "SymKL(NF) vs SymKL(EM) per d: " + ", ".join(
             f"d={d}: {mean(d, 'nf', key):.3g} vs {mean(d, 'em', key):.3g}" for d in per)
-        return Check(name, worst <= 0.05, detail)
+        return Check(name, worst <= EM_GAP, detail)
 
-    checks = [
-        vs_em(f"paper's protocol: SWGF SymKL (exact flow density) at t={t_last} within 0.05 of "
-              "Euler-Maruyama's (KDE of as many particles) for every d", f"symkl_paper_t{t_last}"),
-        vs_em(f"stricter than the paper: Gaussian-fit SymKL of SWGF at t={t_last} within 0.05 of "
-              "Euler-Maruyama's for every d", f"symkl_t{t_last}"),
-    ]
     kl_key = f"kl_density_t{t_last}"
-    worst_kl = max(mean(d, "nf", kl_key) for d in per)
-    checks.append(Check(
-        f"flow density KL(rho_NF || rho_t) at t={t_last} below 0.1 for every d",
-        worst_kl < 0.1,
-        ", ".join(f"d={d}: {mean(d, 'nf', kl_key):.3g}" for d in per),
-    ))
-    figures = [_plot(per, out_dir)]
+    worst_d = max(per, key=lambda d: mean(d, "nf", kl_key))
+    checks = [
+        vs_em(f"paper's protocol: SWGF SymKL (exact flow density) at t={t_last} within {EM_GAP} of "
+              "Euler-Maruyama's (KDE of as many particles) for every d", f"symkl_paper_t{t_last}"),
+        vs_em(f"stricter than the paper: Gaussian-fit SymKL of SWGF at t={t_last} within {EM_GAP} of "
+              "Euler-Maruyama's for every d", f"symkl_t{t_last}"),
+        band(f"flow density KL(rho_NF || rho_t) at t={t_last}, worst d (d={worst_d}), vs the exact solution's 0",
+             mean(worst_d, "nf", kl_key), 0.0, KL_BAND, "abs"),
+    ]
     notes = (
-        f"h = {H}, t in {T_EVAL}, {cfg['n']} samples per method, flow RealNVP "
-        f"({cfg['n_layers']} couplings, 2x{cfg['hidden']} GELU MLPs), {cfg['n_inner']} Adam steps "
-        f"(lr {cfg['lr']}, each step's flow starting from the identity) per JKO step on minibatches of {cfg['batch']}, {cfg['n_proj']} projections. "
-        "The SW term is multiplied by d: for translations SW_2^2 = W_2^2 / d exactly, so the "
-        "plain SW-JKO scheme runs roughly d times slower than the Wasserstein flow it is "
-        "compared with; the rescaled scheme matches the OU solution's time scale (isotropic "
-        "parts exactly, anisotropic ones approximately: the SW flow is a different PDE, which "
-        "the remaining SymKL reflects: at d = 4, tripling the Adam steps per JKO step (300) left "
-        "SymKL(t=0.5) unchanged at 0.064, so the gap to Euler-Maruyama is the SW geometry, "
-        "not the inner optimisation).\n"
-        "Paper reference: the SWGF paper and Mokrov et al. report this experiment as a figure "
-        "(log10 SymKL vs d for SWGF+RealNVP, JKO-ICNN and Euler-Maruyama), with no table; no "
-        "number is transcribed here (reference = null). Their claim, tested by the first check "
-        "with the paper's own estimators (symkl_paper_*), is that SWGF matches the particle "
-        "baseline across dimensions: in the paper's code the flow is scored with its exact "
-        "density and Euler-Maruyama with a Gaussian KDE of its particles (1e3 to 5e4 of them), "
-        "whose smoothing bias grows with d. The second check, with the Gaussian-fit metric "
-        "(symkl_*), is stricter than the paper: there Euler-Maruyama is scored in its own exact "
-        "parametric family. The 'exact samples' rows give both floors at this sample size "
-        "(Gaussian fit: about d(d+3)/(2n); KDE: the smoothing bias)."
+        f"h = {cfg.h}, t in {cfg.t_eval}, {cfg.n} samples per method, seeds {', '.join(map(str, seeds))}. "
+        f"Flow: RealNVP ({cfg.n_layers} couplings, 2x{cfg.hidden} GELU MLPs, log-scale clip "
+        f"{cfg.max_log_scale}), {cfg.n_inner} Adam steps (lr {cfg.lr}, minibatch {cfg.batch}, {cfg.n_proj} "
+        f"projections) per JKO step, each step's flow starting at the identity; SW term times d. "
+        f"Euler-Maruyama dt = {cfg.em_dt}. SymKL estimators with {cfg.n_symkl} Monte Carlo draws each way. "
+        "KL(rho_NF || rho_t) per d: " + ", ".join(f"d={d}: {mean(d, 'nf', kl_key):.3g}" for d in per) + ". "
+        "The rescaled SW scheme matches the OU time scale exactly for isotropic parts and approximately "
+        "for anisotropic ones (the SW flow is a different PDE). Paper reference: a figure (log10 SymKL "
+        "vs d for SWGF + RealNVP, JKO-ICNN and Euler-Maruyama), no table; no number is transcribed "
+        "(reference = null), so the band is the analytic one (KL 0) and the paper's claim, that SWGF "
+        "matches the particle baseline across d with the papers' own estimators, is the first trend "
+        "check. The 'exact samples' rows give both estimators' floors at this sample size."
     )
-    return Result(rows=rows, checks=checks, figures=figures, notes=notes)
+    return Result(rows=rows, checks=checks, figures=[_plot(per, cfg.t_eval, out_dir)], notes=notes)
 
 
-def _plot(per, out_dir: Path) -> str:
+def _plot(per, t_eval, out_dir: Path) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     dims = list(per)
-    fig, axes = plt.subplots(2, len(T_EVAL), figsize=(4.8 * len(T_EVAL), 7.4), squeeze=False)
+    fig, axes = plt.subplots(2, len(t_eval), figsize=(4.8 * len(t_eval), 7.4), squeeze=False)
     for row, (prefix, what) in enumerate((("symkl_paper_t", "paper's estimators (flow density / KDE)"),
                                           ("symkl_t", "Gaussian fit"))):
-        for ax, t in zip(axes[row], T_EVAL):
-            for meth, label, mk in (("nf", "SWGF + RealNVP", "o-"), ("em", "Euler-Maruyama", "s--"),
-                                    ("exact", "exact samples", "k:")):
+        for ax, t in zip(axes[row], t_eval):
+            for meth, mk in (("nf", "o-"), ("em", "s--"), ("exact", "k:")):
                 v = np.array([[r[meth][f"{prefix}{t}"] for r in per[d]] for d in dims])
-                ax.errorbar(dims, v.mean(1), yerr=v.std(1), fmt=mk, label=label, capsize=3)
+                ax.errorbar(dims, v.mean(1), yerr=v.std(1), fmt=mk, label=METHODS[meth], capsize=3)
             ax.set_yscale("log")
             ax.set_xlabel("dimension d")
             ax.set_title(f"SymKL, {what}, t = {t}", fontsize=9)

@@ -12,8 +12,8 @@ channels-first ``[2, H, W]`` = ``(u, v)``; ``dx = 2 / W`` follows from the grid 
 
 Data protocols (``generate(protocol=...)``):
 
-``"thesis"`` (default; Ayed 2022, section 3.3.3, and the one that reproduces the published
-    errors, see ``specs/aphynity_leads.md`` 4.3): the initial field ``U[0, 1]^{2 x H x W}`` is
+``"thesis"`` (default; Ayed 2022, section 3.3.3; the protocol whose true-equation rollout
+    errors match the physics-only rows of Table 3.4): the initial field ``U[0, 1]^{2 x H x W}`` is
     placed at ``t = -0.5`` and integrated by explicit Euler with ``dt_sim = 1e-3`` (the
     ground truth), saved every ``dt = 0.1``; the dataset keeps ``t = 0, 0.1, ..., 2.5``
     (26 frames, ``X0`` at ``t = 0``; models predict 25 steps).

@@ -19,6 +19,10 @@ training penalises the kinetic energy of ``T`` while fitting the task (eq. 4.8 /
   variant is ``L + lam * C`` (:func:`regularized_loss`).
 * Unpaired domain translation: :func:`udt_loss` = kinetic energy + ``D(T#alpha, beta) /
   lambda`` with an MMD discriminator (:func:`mmd_discrepancy`).
+* Classification with a transport flow (thesis §4.6, §4.9): :func:`classifier_step` (CE,
+  CE + ``lam C`` or LAP), :func:`train_with_evals` (minibatch steps with periodic
+  evaluation), :func:`accuracy_evaluator` and :func:`select_by_validation`;
+  :func:`scale_kernels` sets an initialisation gain after ``init``.
 """
 
 from __future__ import annotations
@@ -30,24 +34,30 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jaxtyping import Array, Float, PyTree
 
 from dynajax.nn.activations import get_activation
 from dynajax.nn.conv import BatchStatNorm
 from dynajax.nn.initializers import Initializer, default_kernel_init
-from dynajax.train import Uzawa
+from dynajax.train import TrainState, Uzawa, make_step, sample_minibatch
 from dynajax.transport.ot import mmd2
 
 __all__ = [
     "REDUCTIONS",
     "ResidualFlow",
     "VelocityMLP",
+    "accuracy_evaluator",
+    "classifier_step",
     "histogram_cost",
     "lap_uzawa",
     "linear_decay",
     "mmd_discrepancy",
     "quadratic_cost",
     "regularized_loss",
+    "scale_kernels",
+    "select_by_validation",
+    "train_with_evals",
     "transport_penalty",
     "udt_loss",
 ]
@@ -286,3 +296,131 @@ def udt_loss(
     dis = discrepancy(tx, y)
     loss = ke + dis / lam if penalty else dis
     return loss, {"kinetic": ke, "discrepancy": dis}
+
+
+# ---------------------------------------------------------------------------------------
+# Classification with a transport flow: f = F o T o phi, ``fwd(params, x) -> (logits
+# [n, C], residuals [K, n, d], states [K + 1, n, d])``.
+
+Forward = Callable[[PyTree, Array], tuple[Array, Array, Array]]
+
+
+def scale_kernels(params: PyTree, gain: float | Array) -> PyTree:
+    """``params`` with every leaf whose path contains ``kernel`` multiplied by ``gain``.
+
+    ``orthogonal(g) = g orthogonal(1)`` and ``normal(g) = g normal(1)``, so initialising at
+    gain 1 and scaling gives any gain, also a traced one (one program for a gain sweep).
+    Biases and normalisation parameters are left as they are.
+    """
+    return jax.tree_util.tree_map_with_path(
+        lambda p, a: a * gain if "kernel" in jax.tree_util.keystr(p) else a, params
+    )
+
+
+def classifier_step(
+    fwd: Forward,
+    optimizer: optax.GradientTransformation,
+    *,
+    uzawa: Uzawa | None = None,
+    lam: float = 0.0,
+    reduction: str = "mean",
+):
+    """The training step of a classifier with a transport penalty ``C`` on its flow.
+
+    Without ``uzawa`` the loss is ``CE + lam * C`` (``lam = 0``: the plain ResNet; ``lam >
+    0``: the fixed-weight "Reg." variant); with ``uzawa`` (e.g. :func:`lap_uzawa`) it is
+    LAP-Net (Algorithm 3: minimise ``CE + C / lambda``, ``lambda`` updated from ``CE``).
+    ``C = transport_penalty(residuals, reduction)``; the batch is ``{"x": [n, ...], "y":
+    [n]}`` (integer labels). Pass the same ``uzawa`` to :func:`dynajax.train.init_state`.
+
+    Returns:
+        ``step(state, batch) -> (state, {"loss", "ce", "transport", ...})``.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if uzawa is not None and lam != 0.0:
+        raise ValueError(f"a fixed weight lam (got {lam}) and a LAP multiplier exclude each other")
+
+    def terms(params, batch):
+        logits, res, _ = fwd(params, batch["x"])
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
+        return ce, transport_penalty(res, reduction)
+
+    if uzawa is None:
+        def loss_fn(params, batch, key):
+            ce, pen = terms(params, batch)
+            return regularized_loss(ce, pen, lam), {"ce": ce, "transport": pen}
+
+        return make_step(loss_fn, optimizer)
+
+    def loss_uzawa(params, batch, key):
+        ce, pen = terms(params, batch)
+        return (pen, ce), {"ce": ce, "transport": pen}
+
+    return make_step(loss_uzawa, optimizer, uzawa=uzawa)
+
+
+def accuracy_evaluator(fwd: Forward, val: tuple[Array, Array], test: tuple[Array, Array]):
+    """``eval_fn(params) -> {"val_acc", "test_acc", "test_transport"}`` (scalars).
+
+    Accuracies are fractions on the validation and test sets ``(x [n, ...], y [n])``; the
+    test transport is the thesis diagnostic ``sum_k E_x||r_k(x)||^2`` on the test set.
+    """
+    (xv, yv), (xt, yt) = val, test
+
+    def eval_fn(params):
+        logits_v, _, _ = fwd(params, xv)
+        logits_t, res_t, _ = fwd(params, xt)
+        return {"val_acc": jnp.mean(jnp.argmax(logits_v, -1) == yv),
+                "test_acc": jnp.mean(jnp.argmax(logits_t, -1) == yt),
+                "test_transport": transport_penalty(res_t, "batch_mean")}
+
+    return eval_fn
+
+
+def train_with_evals(step, state: TrainState, data: PyTree, *, steps: int, batch: int,
+                     eval_every: int, eval_fn) -> tuple[TrainState, dict[str, Array]]:
+    """``steps`` minibatch steps (batches drawn from ``data`` without replacement, keyed by
+    the state's key and step), with ``eval_fn(params)`` (a dict of scalars) after every
+    ``eval_every`` steps.
+
+    Returns:
+        ``(final_state, evals)``, ``evals[name]`` of shape ``[steps // eval_every]``.
+    """
+    if eval_every < 1 or steps < eval_every:
+        raise ValueError(f"need 1 <= eval_every <= steps, got eval_every={eval_every}, steps={steps}")
+
+    def inner(st, _):
+        b = sample_minibatch(data, jax.random.fold_in(st.key, st.step), batch)
+        return step(st, b)[0], None
+
+    def chunk(st, _):
+        st = jax.lax.scan(inner, st, None, length=eval_every)[0]
+        return st, eval_fn(st.params)
+
+    return jax.lax.scan(chunk, state, None, length=steps // eval_every)
+
+
+def select_by_validation(evals: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-run accuracies (percent) and transport from evaluations ``[runs, n_evals]``.
+
+    Args:
+        evals: ``val_acc``, ``test_acc`` (fractions) and ``test_transport``, each ``[runs,
+            n_evals]`` (e.g. the stacked output of :func:`train_with_evals`).
+
+    Returns:
+        ``test_acc`` (at the evaluation of best validation accuracy, non-finite ones never
+        picked), ``max_test_acc`` (best test accuracy over training: test-selected, the
+        thesis protocol), ``final_test_acc`` and ``test_transport`` (at the
+        validation-selected evaluation), each ``[runs]``.
+    """
+    val = np.nan_to_num(np.asarray(evals["val_acc"], np.float64), nan=-1.0)
+    test = np.asarray(evals["test_acc"], np.float64)
+    best = np.argmax(val, axis=1)
+    rows = np.arange(val.shape[0])
+    return {
+        "test_acc": 100 * test[rows, best],
+        "max_test_acc": 100 * np.nanmax(test, axis=1),
+        "final_test_acc": 100 * test[:, -1],
+        "test_transport": np.asarray(evals["test_transport"], np.float64)[rows, best],
+    }

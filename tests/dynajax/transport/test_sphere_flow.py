@@ -1,5 +1,6 @@
-"""Exponential-map flow on S^2 and vMF utilities: log-det vs finite differences, unit mass."""
+"""Exponential-map flow on S^2 and vMF utilities: log-det vs finite differences, unit mass, entropy, geodesic W2."""
 
+import dataclasses
 import math
 
 import jax
@@ -32,7 +33,7 @@ def _np_layer(mu, alpha, beta, x):
 
 def test_logdet_matches_finite_differences_and_density_has_unit_mass(rng):
     p = _nontrivial_params(rng)
-    grid = ssw_earth.fibonacci_sphere(20000)
+    grid = vmf.fibonacci_sphere(20000)
     z, ld = jax.jit(sf.flow_forward)(p, grid)
     z, ld = np.asarray(z), np.asarray(ld)
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
@@ -76,8 +77,10 @@ def test_constraints_and_validation(rng):
 
 
 def test_vmf_mixture_sampler_density_and_fit(rng):
-    means, kappas, weights = ssw_earth.earth_mixture()
-    grid = ssw_earth.fibonacci_sphere(40000)
+    # heterogeneous concentrations (up to 60) and weights
+    means = vmf.latlon_to_unit([45.0, -15.0, 50.0, 37.0, -80.0], [-100.0, -60.0, 15.0, 139.0, 0.0])
+    kappas, weights = [8.0, 10.0, 25.0, 60.0, 3.0], [0.3, 0.2, 0.2, 0.1, 0.2]
+    grid = vmf.fibonacci_sphere(40000)
     mass = 4 * np.pi * np.mean(np.exp(np.asarray(vmf.vmf_mixture_logpdf(grid, means, kappas, weights))))
     assert abs(mass - 1.0) < 5e-3
     # one component: mean resultant length coth(k) - 1/k, and the fit recovers kappa
@@ -97,26 +100,57 @@ def test_vmf_mixture_sampler_density_and_fit(rng):
 
 
 def test_kde_is_a_density():
-    c = ssw_earth.fibonacci_sphere(300)[:40]
-    grid = ssw_earth.fibonacci_sphere(40000)
+    c = vmf.fibonacci_sphere(300)[:40]
+    grid = vmf.fibonacci_sphere(40000)
     mass = 4 * np.pi * np.mean(np.exp(np.asarray(vmf.vmf_kde_logpdf(grid, c, 20.0))))
     assert abs(mass - 1.0) < 5e-3
 
 
-@pytest.mark.slow
-def test_ssw_earth_tiny(tmp_path, monkeypatch):
-    from dynajax.experiments import reproduce
+def test_entropy_coordinates_and_geodesic_w2(rng):
+    # one vMF, density C exp(kappa (<mu, x> - 1)): H = -log C - kappa (E<mu, x> - 1), E<mu, x> = coth kappa - 1/kappa
+    for kappa in (0.5, 10.0, 60.0):
+        h = -float(vmf.vmf_log_normaliser(kappa)) - kappa * (1 / math.tanh(kappa) - 1 / kappa - 1)
+        assert abs(vmf.vmf_mixture_entropy([[0.0, 0.0, 1.0]], kappa) - h) < 1e-3
+    # a mixture's entropy is what its own samples score on average
+    means = vmf.uniform_sphere_points(4, 1)
+    x = vmf.sample_vmf_mixture(rng, means, 12.0, 40000)
+    nll = -float(jnp.mean(vmf.vmf_mixture_logpdf(x, means, 12.0)))
+    assert abs(nll - vmf.vmf_mixture_entropy(means, 12.0)) < 0.02
+    u = vmf.uniform_sphere_points(500, 2)
+    np.testing.assert_allclose(np.linalg.norm(u, axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(u, vmf.uniform_sphere_points(500, 2))
+    lat, lon = vmf.unit_to_latlon(u)
+    np.testing.assert_allclose(vmf.latlon_to_unit(lat, lon), u, atol=1e-12)
+    np.testing.assert_allclose(vmf.latlon_to_unit(90.0, 10.0), [0.0, 0.0, 1.0], atol=1e-12)
+    # geodesic W2: zero on itself; a rotation by angle a about z moves every point of the
+    # equator by a (optimal for a < pi / n_points)
+    assert vmf.geodesic_w2(u, u) < 1e-12
+    a = 0.05
+    eq = vmf.latlon_to_unit(np.zeros(16), np.linspace(0, 360, 16, endpoint=False))
+    rot = vmf.latlon_to_unit(np.zeros(16), np.linspace(0, 360, 16, endpoint=False) + np.degrees(a))
+    assert abs(vmf.geodesic_w2(eq, rot) - a**2) < 1e-10
+    with pytest.raises(ValueError):
+        vmf.geodesic_w2(u[:, :2], u)
 
-    monkeypatch.setitem(ssw_earth.SIZES, "quick", {
-        "n_train": 300, "n_val": 100, "n_test": 300, "n_layers": 2, "n_components": 4,
-        "steps": 40, "chunks": 2, "lr": 2e-2, "ssw_steps": 20, "ssw_lr": 1e-2, "n_proj": 20,
-        "batch": 100, "grid": 3000})
-    monkeypatch.setattr(ssw_earth, "KDE_KAPPAS", (10.0, 30.0))
-    m = reproduce("ssw-earth", scale="quick", seeds=1, out=tmp_path)
+
+@pytest.mark.slow
+def test_ssw_earth_tiny(tmp_path):
+    from dynajax.experiments import reproduce
+    from dynajax.experiments.results import STATUSES
+
+    m = reproduce("ssw-earth", seeds=1, out=tmp_path, overrides=[
+        "n_train=300", "n_val=100", "n_test=300", "n_layers=2", "n_components=4", "steps=40", "chunks=2",
+        "lr=2e-2", "ssw_steps=20", "ssw_lr=1e-2", "n_proj=20", "batch=100", "grid=3000", "kde_kappas=(10.0, 30.0)"])
     rows = {r["method"]: r["metrics"] for r in m["rows"]}
     true = rows["true mixture density (floor)"]["test_nll"]["mean"]
     flow = rows["exp-map flow (MLE)"]["test_nll"]["mean"]
     # 40 MLE steps already learn something: below the uniform law's NLL log(4 pi)
     assert true < flow < math.log(4 * math.pi)
-    assert len(m["checks"]) == 4
+    assert len(m["checks"]) == 4 and [c["kind"] for c in m["checks"]].count("band") == 1
+    assert m["status"] in STATUSES
+    # the band reference is the data law's entropy, which its own test samples estimate
+    band = next(c for c in m["checks"] if c["kind"] == "band")
+    assert abs(band["reference"] - true) < 0.2
     assert (tmp_path / "ssw-earth" / "ssw_earth_density.png").stat().st_size > 5_000
+    with pytest.raises(ValueError, match="kde_kappas"):
+        dataclasses.replace(ssw_earth.QUICK, kde_kappas=())
