@@ -6,7 +6,7 @@ labels ``rho = -1`` (fake), ``+1`` (real).
 
 An infinite-width discriminator trained for a time ``tau`` from ``f_0`` is
 ``f_tau(x) = f_0(x) + sum_s k(x, s) coef_s`` (Corollary 5.1): :class:`KernelDiscriminator`
-stores ``S`` and ``coef``. Closed forms (specs/gantk.md 1.3):
+stores ``S`` and ``coef``. Closed forms (Franceschi et al. 2022, ICML; Ayed 2022 thesis, Props 5.8-5.10):
 
 * IPM (Prop 5.8): ``coef = tau [1/N on fake, -1/M on real]``: ``f_tau = tau * witness``.
 * LSGAN (Prop 5.9): ``coef = 4 tau W phi(4 tau K W)(rho - F_0)``, ``phi(z) = (1 - e^-z)/z``,

@@ -1,6 +1,7 @@
 """Particle flows driven by a discriminator (thesis section 5.6, the generator-free setting).
 
-Each step (specs/gantk.md 1.7):
+Each step, as in the released GAN(TK)^2 code (Franceschi et al. 2022, ICML; Ayed 2022
+thesis section 5.7.1):
 
 * infinite width: the discriminator is trained from ``f_0 = 0`` for a time ``tau`` in closed
   form (:mod:`gantk.discriminators`), re-set at every step;

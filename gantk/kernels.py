@@ -12,7 +12,7 @@ A :class:`Layer` carries three things, like a ``neural_tangents.stax`` layer:
 neural-tangents signature ``kernel_fn(x1, x2=None, get=None)``; everywhere a kernel is
 accepted in ``gantk``, any callable with that signature works (e.g. an ``nt.stax`` kernel).
 
-Numerical conventions copied from neural-tangents 0.6.5 (specs/gantk.md section 1.4):
+Numerical conventions copied from neural-tangents 0.6.5 (its ``_sqrt`` and ``_arctan2``):
 ``_sqrt`` has derivative 0 where its argument is ``<= 1e-30`` and clips negatives to 0;
 ``_arctan2(0, 0) = pi/2`` in the ReLU family, with a jvp whose denominator is
 ``max(x^2 + y^2, 1e-30)``. Hence gradients at coinciding points (``x1 == x2``, where
@@ -636,7 +636,8 @@ def rbf_kernel(gamma: float = 0.5) -> Layer:
     return serial(Dense(1, 1.0, None), Rbf(gamma), Dense(1, 1.0, None))
 
 
-# name -> (layer factory, which kernel). The gantk2 architectures (specs/gantk.md 1.5).
+# name -> (layer factory, which kernel): the architectures of the released GAN(TK)^2 code
+# (Franceschi et al. 2022, ICML; Ayed 2022 thesis section 5.7.1).
 KERNELS: dict[str, tuple[Callable[..., Layer], str]] = {
     "relu": (lambda width=128: mlp("relu", 3, width, 1.0, 1.0), "ntk"),
     "relu-nobias": (lambda width=128: mlp("relu", 3, width, 1.0, None), "ntk"),

@@ -1,4 +1,4 @@
-"""GAN losses in the GAN(TK)^2 form (thesis eq. 5.2 and the table of specs/gantk.md 1.1).
+"""GAN losses in the GAN(TK)^2 form (Ayed 2022 thesis eq. 5.2; Franceschi et al. 2022, ICML).
 
 The discriminator maximises ``L(f) = E_fake[a(f)] - E_real[b(f)]``; the generator (or the
 particles) minimises ``E_fake[c(f)]``. On the finite training set with weights ``w``

@@ -1,6 +1,6 @@
 """Figures: particles over the discriminator's ``c(f*)``, and Dirac-GAN gradient fields (Figs 5.1-5.7).
 
-:func:`dirac_field` is the computation behind Figs 5.6-5.7 (specs/gantk.md section 3): with
+:func:`dirac_field` is the computation behind Figs 5.6-5.7 (Ayed 2022 thesis section 5.7.4): with
 ``alpha = delta_x`` and ``beta = delta_y`` (``y = e_1``), every grid point ``x`` of the plane
 ``span{e_1, e_2}`` (embedded in ``R^dim``) is its own fake set, and the particle moves along
 ``-grad c(f_tau)(x)``: ``-tau [grad_1 k(x, x) - grad_1 k(x, y)]`` for the IPM (self-term

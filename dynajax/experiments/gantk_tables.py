@@ -1,22 +1,22 @@
-"""``gantk-8gaussians``, ``gantk-density``, ``gantk-ab``: thesis Tables 5.1-5.3 (GAN(TK)^2 particle flows).
+"""``gantk-8gaussians``, ``gantk-density``, ``gantk-ab``: GAN(TK)^2 particle flows (Ayed 2022 thesis, Tables 5.1-5.3).
 
 Every cell of a table is a particle flow (:mod:`gantk.flows`) from fixed source points to a
-fixed target set, with the released code's settings (specs/gantk.md section 2):
-
-* ``IPM (inf.)`` / ``LSGAN (inf.)``: infinite-width discriminator, ``tau = 1``, re-set to
-  ``f_0 = 0`` at every step, ``eta / N = 2``;
-* ``IPM``: width-128 antisymmetric MLP, persistent, one SGD step at lr 0.01, ``eta / N = 0.2``;
-* ``LSGAN``: width-128 MLP without antisymmetric init, lr 0.1, ``eta / N = 0.002``;
-* the sigmoid network's ``eta`` is multiplied by 1000 (as in the thesis runs).
-
-``eta`` is scaled with ``N`` so that the per-particle displacement ``(eta / N) grad c`` is the
-thesis's at every scale. The metric is ``W2^2 / 2`` by exact assignment (the ``blur -> 0``
-value of GeomLoss' debiased Sinkhorn divergence with ``blur = 0.001`` that the thesis
-reports). Seeds are vmapped in one compiled program per cell.
+fixed target set, the generator-free setting of Franceschi et al. 2022 (ICML, "A neural
+tangent kernel perspective of GANs", section 6; thesis section 5.7), with the settings of the
+released GAN(TK)^2 code: ``IPM (inf.)`` / ``LSGAN (inf.)`` train the infinite-width
+discriminator for a time ``tau`` from ``f_0 = 0``, re-set at every particle step (closed forms,
+thesis Props 5.8-5.9); ``IPM`` is a finite-width antisymmetric MLP (``f_0 = 0``) and ``LSGAN``
+one without antisymmetric initialisation, both persistent with one SGD step per particle step;
+the sigmoid network's ``eta`` is multiplied by ``sigmoid_boost``, as in the thesis runs.
+``eta`` scales with ``N`` so that the per-particle displacement ``(eta / N) grad c`` is the
+thesis's at every particle count. The metric is ``W2^2 / 2`` by exact assignment, the
+``blur -> 0`` value of the GeomLoss debiased Sinkhorn divergence (``blur = 0.001``) that the
+thesis reports as the mean over 3 runs. Seed ``s`` draws its own source and target samples.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -24,171 +24,185 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dynajax.experiments.config import ExperimentConfig, seed_keys
 from dynajax.experiments.registry import register
-from dynajax.experiments.results import Check, Result, Row, save_figure
-
-# n: particles = targets; steps: particle steps; snap: snapshot interval.
-SIZES = {
-    "quick": {"n": 100, "steps": {"8gaussians": 1500, "density": 1000, "ab": 1000}, "snap": 500},
-    "full": {"n": 500, "steps": {"8gaussians": 20000, "density": 10000, "ab": 10000}, "snap": 1000},
-}
+from dynajax.experiments.results import Check, Result, Row, band, save_figure
 
 KERNEL_COLS = ("rbf", "relu", "relu-nobias", "sigmoid")
 ROWS = ("IPM (inf.)", "IPM", "LSGAN (inf.)", "LSGAN")
-
-# Tables 5.1-5.3 verbatim (mean Sinkhorn divergence over 3 runs); None: no finite RBF network.
+# Ayed 2022 thesis Tables 5.1-5.3 verbatim (W2^2/2 via Sinkhorn, mean of 3 runs); None: no finite RBF net.
 THESIS = {
-    "8gaussians": {
-        "IPM (inf.)": (2.60e-2, 9.40e-7, 9.70e-2, 8.40e-2),
-        "IPM": (None, 1.21e-1, 1.20, 7.40e-1),
-        "LSGAN (inf.)": (4.21e-1, 7.56e-2, 1.27e1, 7.35),
-        "LSGAN": (None, 3.07, 7.52, 7.41),
-    },
-    "density": {
-        "IPM (inf.)": (2.37e-3, 3.34e-9, 7.34e-2, 6.25e-3),
-        "IPM": (None, 5.02e-3, 9.25e-2, 3.06e-2),
-        "LSGAN (inf.)": (7.53e-3, 1.49e-3, 2.80e-1, 2.21e-1),
-        "LSGAN": (None, 1.53e-2, 1.64e-1, 5.88e-2),
-    },
-    "ab": {
-        "IPM (inf.)": (4.65e-3, 2.64e-9, 6.11e-3, 5.69e-3),
-        "IPM": (None, 2.75e-3, 3.65e-2, 1.25e-2),
-        "LSGAN (inf.)": (1.13e-2, 8.63e-3, 1.02e-1, 1.40e-2),
-        "LSGAN": (None, 1.32e-1, 2.57e-2, 8.78e-2),
-    },
+    "8gaussians": {"IPM (inf.)": (2.60e-2, 9.40e-7, 9.70e-2, 8.40e-2), "IPM": (None, 1.21e-1, 1.20, 7.40e-1),
+                   "LSGAN (inf.)": (4.21e-1, 7.56e-2, 1.27e1, 7.35), "LSGAN": (None, 3.07, 7.52, 7.41)},
+    "density": {"IPM (inf.)": (2.37e-3, 3.34e-9, 7.34e-2, 6.25e-3), "IPM": (None, 5.02e-3, 9.25e-2, 3.06e-2),
+                "LSGAN (inf.)": (7.53e-3, 1.49e-3, 2.80e-1, 2.21e-1), "LSGAN": (None, 1.53e-2, 1.64e-1, 5.88e-2)},
+    "ab": {"IPM (inf.)": (4.65e-3, 2.64e-9, 6.11e-3, 5.69e-3), "IPM": (None, 2.75e-3, 3.65e-2, 1.25e-2),
+           "LSGAN (inf.)": (1.13e-2, 8.63e-3, 1.02e-1, 1.40e-2), "LSGAN": (None, 1.32e-1, 2.57e-2, 8.78e-2)},
 }
+TABLE = {"8gaussians": "5.1", "density": "5.2", "ab": "5.3"}
+# Band of every cell: within a factor 3 of the table (its 3-run spreads reach +-100%). The image
+# pairs here are rendered stand-ins for GeomLoss' images, so their cells may miss it for that reason.
+BAND = (3.0, "factor")
+# The infinite ReLU IPM matches the target "perfectly" (thesis: 1e-9..1e-7): numerically zero.
+ZERO_CELL, ZERO_TOL = ("IPM (inf.)", "relu"), 1e-5
+# 8 Gaussians failure modes (thesis Table 5.1, Fig 5.2): bias-free infinite LSGAN collapses on the
+# origin, at W2^2/2 = (5^2 + 2 * 0.5^2) / 2 = 12.75; the sigmoid infinite LSGAN stalls.
+SHARP = {("LSGAN (inf.)", "relu-nobias"): (0.1, "rel"), ("LSGAN (inf.)", "sigmoid"): (0.2, "rel")}
 
 
-def cell_config(row: str, kernel: str, n: int):
-    """The :class:`gantk.flows.FlowConfig` of one table cell at ``n`` particles."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GantkTableConfig(ExperimentConfig):
+    """Protocol of one table (the experiment fixes the dataset).
+
+    Attributes:
+        n: particles, and target points (``N = M``).
+        steps: particle steps.
+        rows, kernels: the table rows and kernel columns run (names of :data:`ROWS`, :data:`KERNEL_COLS`).
+        width: hidden width of the finite-width discriminators.
+        tau: training time of the infinite-width discriminators.
+        step_inf, step_ipm, step_lsgan: ``eta / N`` of the infinite rows, finite IPM, finite LSGAN.
+        lr_ipm, lr_lsgan: SGD learning rates of the finite IPM and LSGAN discriminators.
+        sigmoid_boost: factor on ``eta`` for the sigmoid network.
+        krylov_dim: Lanczos steps of the infinite-width LSGAN closed form.
+    """
+
+    n: int = 500
+    steps: int = 10000
+    rows: tuple[str, ...] = ROWS
+    kernels: tuple[str, ...] = KERNEL_COLS
+    width: int = 128
+    tau: float = 1.0
+    step_inf: float = 2.0
+    step_ipm: float = 0.2
+    step_lsgan: float = 0.002
+    lr_ipm: float = 0.01
+    lr_lsgan: float = 0.1
+    sigmoid_boost: float = 1000.0
+    krylov_dim: int = 24
+
+    def __post_init__(self):
+        if min(self.n - 1, self.steps, self.width, self.krylov_dim) < 1:
+            raise ValueError(f"need n >= 2 and steps, width, krylov_dim >= 1; got n={self.n}, steps={self.steps}, "
+                             f"width={self.width}, krylov_dim={self.krylov_dim}")
+        for name, allowed in (("rows", ROWS), ("kernels", KERNEL_COLS)):
+            got = getattr(self, name)
+            if not got or len(set(got)) != len(got) or set(got) - set(allowed):
+                raise ValueError(f"{name} must be distinct names among {allowed}; got {got!r}")
+        if self.kernels == ("rbf",) and not any(r.endswith("(inf.)") for r in self.rows):
+            raise ValueError("the finite-width rows have no RBF network: rows x kernels selects no cell")
+        rates = ("tau", "step_inf", "step_ipm", "step_lsgan", "lr_ipm", "lr_lsgan", "sigmoid_boost")
+        if bad := [f"{k}={getattr(self, k)}" for k in rates if not getattr(self, k) > 0]:
+            raise ValueError(f"{', '.join(bad)}: must be > 0")
+
+
+QUICK = {d: GantkTableConfig(seeds=2, n=200, steps=5000) for d in TABLE}
+# Thesis Tables 5.1-5.3 (Ayed 2022): N = M = 500, 3 runs, 20 000 particle steps on 8 Gaussians
+# and 10 000 on the image pairs (an accelerator's budget).
+FULL = {d: GantkTableConfig(seeds=3, n=500, steps=20000 if d == "8gaussians" else 10000) for d in TABLE}
+# The showcase: the infinite-width rows with ReLU with and without bias against RBF.
+DEMO = GantkTableConfig(seeds=2, n=100, steps=1500, rows=("IPM (inf.)", "LSGAN (inf.)"),
+                        kernels=("rbf", "relu", "relu-nobias"))
+
+
+def cell_config(cfg: GantkTableConfig, row: str, kernel: str):
+    """The :class:`gantk.flows.FlowConfig` of one table cell."""
     from gantk.flows import FlowConfig
 
-    boost = 1000.0 if kernel == "sigmoid" else 1.0
-    if row == "IPM (inf.)":
-        return FlowConfig("ipm", kernel, None, tau=1.0, eta=2.0 * n * boost)
-    if row == "LSGAN (inf.)":
-        return FlowConfig("lsgan", kernel, None, tau=1.0, eta=2.0 * n * boost, krylov_dim=24)
-    if row == "IPM":
-        return FlowConfig("ipm", kernel, 128, eta=0.2 * n * boost, disc_lr=0.01, antisymmetric=True)
-    if row == "LSGAN":
-        return FlowConfig("lsgan", kernel, 128, eta=0.002 * n * boost, disc_lr=0.1, antisymmetric=False)
-    raise ValueError(f"unknown row {row!r}")
+    loss, finite, step, lr = {"IPM (inf.)": ("ipm", False, cfg.step_inf, 0.0), "IPM": ("ipm", True, cfg.step_ipm, cfg.lr_ipm),
+                              "LSGAN (inf.)": ("lsgan", False, cfg.step_inf, 0.0),
+                              "LSGAN": ("lsgan", True, cfg.step_lsgan, cfg.lr_lsgan)}[row]
+    eta = step * cfg.n * (cfg.sigmoid_boost if kernel == "sigmoid" else 1.0)
+    return FlowConfig(loss, kernel, cfg.width if finite else None, tau=cfg.tau, eta=eta, disc_lr=lr,
+                      antisymmetric=row != "LSGAN", krylov_dim=cfg.krylov_dim)
 
 
-def run_table(dataset: str, scale: str, seeds: int, out_dir: Path) -> Result:
-    """Runs every cell of one table for ``seeds`` seeds."""
+def run_table(dataset: str, cfg: GantkTableConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
+    """Runs the selected cells of one table, every seed vmapped in one program per cell."""
     from gantk import data, metrics
     from gantk.flows import make_flow
 
-    cfg = SIZES[scale]
-    n, steps, snap = cfg["n"], cfg["steps"][dataset], cfg["snap"]
-    sets = [data.load(dataset, n, n, s) for s in range(seeds)]
-    x0 = jnp.asarray(np.stack([s[0] for s in sets]))
-    y = jnp.asarray(np.stack([s[1] for s in sets]))
-    keys = jax.random.split(jax.random.key(1234), seeds)
-    measured: dict[tuple[str, str], list[float]] = {}
-    energies: dict[tuple[str, str], list[float]] = {}
-    finals: dict[tuple[str, str], np.ndarray] = {}
-    walls: dict[tuple[str, str], float] = {}
-    for row in ROWS:
-        for j, kernel in enumerate(KERNEL_COLS):
-            if THESIS[dataset][row][j] is None:
-                continue
-            t0 = time.perf_counter()
-            flow = jax.jit(jax.vmap(make_flow(cell_config(row, kernel, n), steps, snap)))
-            xf, _ = flow(x0, y, keys)
-            xf = np.asarray(xf)
-            walls[(row, kernel)] = time.perf_counter() - t0
-            ok = np.all(np.isfinite(xf), axis=(1, 2))
-            measured[(row, kernel)] = [metrics.half_w2(xf[s], y[s]) if ok[s] else float("nan") for s in range(seeds)]
-            energies[(row, kernel)] = [metrics.energy_distance(xf[s], y[s]) if ok[s] else float("nan")
-                                       for s in range(seeds)]
-            finals[(row, kernel)] = xf[0]
-
-    rows = []
-    for (row, kernel), vals in measured.items():
-        ref = THESIS[dataset][row][KERNEL_COLS.index(kernel)]
-        rows.append(Row(f"{row} {kernel}", {"sinkhorn": vals, "energy": energies[(row, kernel)]}, {"sinkhorn": ref}))
-
-    mean = {k: float(np.nanmean(v)) if np.any(np.isfinite(v)) else float("inf") for k, v in measured.items()}
-    checks = _checks(dataset, mean, n)
-    fig = _figure(dataset, finals, np.asarray(y[0]), out_dir)
+    sets = [data.load(dataset, cfg.n, cfg.n, s) for s in seeds]
+    x0, y = (jnp.asarray(np.stack([s[i] for s in sets])) for i in (0, 1))
+    rows, mean, finals, walls = [], {}, {}, {}
+    for row, kernel in [(r, k) for r in cfg.rows for k in cfg.kernels if THESIS[dataset][r][KERNEL_COLS.index(k)]]:
+        t0 = time.perf_counter()
+        xf = np.asarray(jax.jit(jax.vmap(make_flow(cell_config(cfg, row, kernel), cfg.steps, cfg.steps)))(
+            x0, y, seed_keys(seeds, stream=1))[0])
+        walls[(row, kernel)] = time.perf_counter() - t0
+        ok = np.all(np.isfinite(xf), axis=(1, 2))
+        w2 = [metrics.half_w2(xf[i], y[i]) if ok[i] else np.nan for i in range(len(seeds))]
+        energy = [metrics.energy_distance(xf[i], y[i]) if ok[i] else np.nan for i in range(len(seeds))]
+        rows.append(Row(f"{row} {kernel}", {"sinkhorn": w2, "energy": energy},
+                        {"sinkhorn": THESIS[dataset][row][KERNEL_COLS.index(kernel)]}))
+        mean[(row, kernel)] = float(np.mean(w2)) if ok.all() else np.inf  # a diverged seed fails the cell
+        finals[(row, kernel)] = xf[0]
+    fig = _figure(finals, np.asarray(y[0]), cfg, Path(out_dir) / f"final_particles_{dataset}.png")
+    tol, scale = BAND
     notes = (
-        f"{dataset}: N = M = {n} particles/targets, {steps} particle steps, {seeds} seeds (vmapped), float32. "
-        "Metric 'sinkhorn' = exact W2^2/2 (stand-in for GeomLoss' debiased Sinkhorn at blur 0.001). "
-        "Thesis: N = M = 500 and 20 000 (8 Gaussians) or 10 000 steps; `--scale full` uses those. "
-        "The 'density' and 'ab' images are rendered with matplotlib (no download), so their "
-        "numbers are comparable to the thesis only in order of magnitude.\n"
-        "Wall seconds per cell (compile + run, all seeds): "
-        + ", ".join(f"{r} {k}: {w:.1f}" for (r, k), w in walls.items())
-    )
-    return Result(rows=rows, checks=checks, figures=[fig], notes=notes)
+        f"{dataset}: N = M = {cfg.n} particles/targets, {cfg.steps} particle steps, float32, seeds {list(seeds)}; "
+        f"finite width {cfg.width}, tau {cfg.tau:g}; eta/N {cfg.step_inf:g} (inf.), {cfg.step_ipm:g} (IPM), "
+        f"{cfg.step_lsgan:g} (LSGAN), x{cfg.sigmoid_boost:g} for sigmoid. 'sinkhorn' = exact W2^2/2 (the blur -> 0 "
+        f"GeomLoss value). Bands: each cell within {scale} {tol:g} of Table {TABLE[dataset]}, the ReLU infinite IPM "
+        f"within {ZERO_TOL:g} of it (numerically zero)"
+        + (", the failure modes " + ", ".join(f"{r} {k} within {sc} {t:g}" for (r, k), (t, sc) in SHARP.items())
+           + ". " if dataset == "8gaussians" else
+           ". Source and target are images rendered with matplotlib, not GeomLoss' image files. ")
+        + "Wall seconds per cell (compile + run, all seeds): " + ", ".join(f"{r} {k} {w:.1f}" for (r, k), w in walls.items()))
+    return Result(rows=rows, checks=_checks(dataset, mean), figures=[fig], notes=notes)
 
 
-def _checks(dataset: str, mean: dict, n: int) -> list[Check]:
-    relu_inf = mean[("IPM (inf.)", "relu")]
-    others = {k: v for k, v in mean.items() if k != ("IPM (inf.)", "relu")}
-    worst = min(others.values())
-    checks = [
-        Check("infinite IPM with ReLU + bias reaches <= 1e-5", relu_inf <= 1e-5, f"measured {relu_inf:.2e}"),
-        Check("infinite IPM with ReLU + bias is >= 100x below every other cell", relu_inf * 100 <= worst,
-              f"ReLU inf IPM {relu_inf:.2e}, best other cell {worst:.2e}"),
-    ]
-    for row in ROWS:
-        relu = mean.get((row, "relu"))
-        rivals = {k: mean[(row, k)] for k in KERNEL_COLS if k != "relu" and (row, k) in mean}
-        beaten = [k for k, v in rivals.items() if not relu < v]
-        checks.append(Check(f"{row}: ReLU beats {', '.join(rivals)}", not beaten,
-                            f"ReLU {relu:.3g}; " + ", ".join(f"{k} {v:.3g}" for k, v in rivals.items())))
-    if dataset == "8gaussians":
-        nb, sg = mean[("LSGAN (inf.)", "relu-nobias")], mean[("LSGAN (inf.)", "sigmoid")]
-        checks.append(Check("bias-free infinite LSGAN collapses to the origin (about 12.7)", 11.5 <= nb <= 14.0,
-                            f"measured {nb:.3g} (accept [11.5, 14]; thesis 12.7, origin = 12.75)"))
-        checks.append(Check("sigmoid infinite LSGAN stalls (about 7.4)", 6.0 <= sg <= 9.0,
-                            f"measured {sg:.3g} (accept [6, 9]; thesis 7.35)"))
-    far = []
-    for (row, kernel), v in mean.items():
-        ref = THESIS[dataset][row][KERNEL_COLS.index(kernel)]
-        if ref is not None and ref > 1e-4 and not (ref / 3 <= v <= 3 * ref):
-            far.append(f"{row} {kernel}: {v:.3g} vs {ref:.3g}")
-    checks.append(Check("non-degenerate cells within 3x of the thesis", not far,
-                        "all within 3x" if not far else "; ".join(far)))
+def _checks(dataset: str, mean: dict) -> list[Check]:
+    table = {(r, k): THESIS[dataset][r][j] for r in ROWS for j, k in enumerate(KERNEL_COLS)}
+    sharp = SHARP if dataset == "8gaussians" else {}
+    checks = []
+    for cell, v in mean.items():
+        tol, scale = (ZERO_TOL, "abs") if cell == ZERO_CELL else sharp.get(cell, BAND)
+        checks.append(band(f"{cell[0]} {cell[1]}: W2^2/2 vs thesis Table {TABLE[dataset]}", v, table[cell], tol, scale))
+    if ZERO_CELL in mean and len(mean) > 1:
+        best = min(v for c, v in mean.items() if c != ZERO_CELL)
+        checks.append(Check("infinite IPM with ReLU + bias is >= 100x below every other cell",
+                            mean[ZERO_CELL] * 100 <= best, f"ReLU inf. IPM {mean[ZERO_CELL]:.2e}, best other {best:.2e}"))
+    for row in ROWS:  # the ranking claims, where the thesis's own table shows them
+        rivals = {k: v for (r, k), v in mean.items() if r == row and (row, "relu") in mean
+                  and k != "relu" and table[(row, "relu")] < table[(r, k)]}
+        if rivals:
+            relu = mean[(row, "relu")]
+            checks.append(Check(f"{row}: ReLU + bias below {', '.join(rivals)} (as in the table)",
+                                all(relu < v for v in rivals.values()),
+                                f"ReLU {relu:.3g}; " + ", ".join(f"{k} {v:.3g}" for k, v in rivals.items())))
     return checks
 
 
-def _figure(dataset: str, finals: dict, y: np.ndarray, out_dir: Path) -> str:
+def _figure(finals: dict, y: np.ndarray, cfg: GantkTableConfig, path: Path) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(ROWS), len(KERNEL_COLS), figsize=(3 * len(KERNEL_COLS), 3 * len(ROWS)),
+    from gantk.plots import plot_particles
+
+    fig, axes = plt.subplots(len(cfg.rows), len(cfg.kernels), figsize=(3 * len(cfg.kernels), 3 * len(cfg.rows)),
                              squeeze=False)
-    for i, row in enumerate(ROWS):
-        for j, kernel in enumerate(KERNEL_COLS):
-            ax = axes[i, j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if (row, kernel) not in finals:
-                ax.axis("off")
-                continue
-            ax.scatter(y[:, 0], y[:, 1], s=3, c="tab:blue", alpha=0.5)
-            x = finals[(row, kernel)]
-            ax.scatter(x[:, 0], x[:, 1], s=3, c="tab:red")
-            ax.set_title(f"{row} {kernel}", fontsize=8)
-    return save_figure(fig, Path(out_dir) / f"final_particles_{dataset}.png")
+    for ax, cell in zip(axes.flat, [(r, k) for r in cfg.rows for k in cfg.kernels]):
+        ax.set(xticks=[], yticks=[], title=" ".join(cell) if cell in finals else "")
+        if cell in finals:
+            plot_particles(ax, finals[cell], y)
+        else:
+            ax.axis("off")
+    return save_figure(fig, path)
 
 
-def _runner(dataset: str):
-    def run(scale: str, seeds: int, out_dir: Path) -> Result:
-        return run_table(dataset, scale, seeds, out_dir)
+def _register(dataset: str, what: str, demo: GantkTableConfig | None = None):
+    configs = {"quick": QUICK[dataset], "full": FULL[dataset]} | ({"demo": demo} if demo else {})
+
+    @register(f"gantk-{dataset}", f"Thesis Table {TABLE[dataset]}: GAN(TK)^2 particle flows {what}, "
+              "4 kernels x IPM/LSGAN x infinite/finite width", configs=configs)
+    def run(cfg: GantkTableConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
+        return run_table(dataset, cfg, seeds, out_dir)
 
     return run
 
 
-register("gantk-8gaussians", "Thesis Table 5.1: GAN(TK)^2 particle flows on 8 Gaussians, 4 kernels x IPM/LSGAN x inf/finite width")(
-    _runner("8gaussians"))
-register("gantk-density", "Thesis Table 5.2: GAN(TK)^2 particle flows on the density pair (rendered), all cells")(
-    _runner("density"))
-register("gantk-ab", "Thesis Table 5.3: GAN(TK)^2 particle flows from letter A to letter B (rendered), all cells")(
-    _runner("ab"))
+run_8gaussians = _register("8gaussians", "on 8 Gaussians", DEMO)
+run_density = _register("density", "on the density pair (rendered)")
+run_ab = _register("ab", "from letter A to letter B (rendered)")
