@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 LOCK := requirements-lock.txt
 PYTEST_ARGS ?=
 
-.PHONY: test test-all demo records bench lock clean
+.PHONY: test test-all demo records bench lock clean docs docs-serve notebooks
 
 # The virtualenv is built from nothing, against the committed lock of exact versions.
 .venv: pyproject.toml requirements-lock.txt
@@ -34,6 +34,24 @@ records: .venv
 bench: .venv
 	$(BIN)/pip install --quiet -c $(LOCK) -e ".[test,bench]"
 	$(BIN)/python -m benchmarks all --json runs/benchmarks.json
+
+# The documentation site in site/, built offline: the notebooks executed first (each under a time
+# limit; their outputs are cached in notebooks/*.ipynb and reused while the notebook, the library
+# and the lock are unchanged), then a strict MkDocs build (broken links, missing API entries,
+# undocumented public names and assets from other hosts fail it). The scorecard page shows
+# results/README.md, so it must be up to date with the records.
+docs: notebooks
+	@if [ -d results ]; then $(BIN)/dynajax scorecard --check; fi
+	DYNAJAX_DOCS_NOTEBOOKS=notebooks NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# Live preview on http://127.0.0.1:8000 (the notebooks as executed by `make notebooks`, if they were).
+docs-serve: .venv
+	DYNAJAX_DOCS_NOTEBOOKS=$$( [ -n "$$(ls notebooks/*.ipynb 2>/dev/null)" ] && echo notebooks ) \
+		NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+# notebooks/*.ipynb with their outputs, for Jupyter or Colab (and for the site).
+notebooks: .venv
+	$(BIN)/python docs/_ext/notebooks.py
 
 # Refresh the lock deliberately: resolve the ranges in pyproject, then rerun the suite.
 lock:

@@ -120,7 +120,8 @@ def ipm(kernel, x_fake: ArrayLike, x_real: ArrayLike, tau: float = 1.0, *, get: 
 
     Args:
         kernel: a kernel name, :class:`gantk.kernels.Layer` or ``kernel_fn(x1, x2, get)``.
-        x_fake: ``[N, d]``; x_real: ``[M, d]``.
+        x_fake: ``[N, d]``.
+        x_real: ``[M, d]``.
         tau: training time ``tau >= 0``.
         get: ``"ntk"`` or ``"nngp"`` (ignored for names, which fix it).
         with_values: also compute ``F = f_tau(S)`` (one ``m x m`` kernel); otherwise ``F`` is empty.

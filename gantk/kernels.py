@@ -726,7 +726,8 @@ def kernel_partials(kernel, x: ArrayLike, s: ArrayLike, *, get: str = "ntk") -> 
 
     Args:
         kernel: a name, a :class:`Layer` or its :func:`kernel_fn` (:func:`is_dot_product_kernel`).
-        x: ``[n, d]``; s: ``[m, d]``.
+        x: ``[n, d]``.
+        s: ``[m, d]``.
         get: ``"ntk"`` or ``"nngp"`` (ignored for names, which fix it).
 
     Returns:

@@ -182,9 +182,15 @@ def sliced_wasserstein(
     """``SW_p^p(mu, nu) = mean_theta W_p^p(<theta, x>, <theta, y>)`` (no root; see module doc).
 
     Args:
-      x: ``[n, d]``, y: ``[m, d]`` points; a, b: optional weights.
+      x: source points ``[n, d]``.
+      y: target points ``[m, d]``.
+      a: source weights ``[n]`` (uniform if ``None``).
+      b: target weights ``[m]`` (uniform if ``None``).
       p: exponent ``>= 1``.
       projections: ``[n_proj, d]`` unit directions, or ``key`` + ``n_proj`` to draw them.
+
+    Returns:
+      The scalar ``SW_p^p``, in ``p``-th powers of the units of the points.
     """
     x, y, a, b = _check_pair(x, y, a, b)
     th = _directions(projections, key, n_proj, x.shape[1], x.dtype)

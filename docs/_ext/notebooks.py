@@ -1,0 +1,124 @@
+"""Executes the jupytext notebooks into ``.ipynb`` files with their outputs (``make notebooks``).
+
+    python docs/_ext/notebooks.py [--out notebooks] [--limit 150] [--force] [NAME ...]
+
+Each ``notebooks/NN_name.py`` becomes ``OUT/NN_name.ipynb``, executed top to bottom by a
+Jupyter kernel in a scratch folder, under a time limit for the whole notebook (the kernel is
+stopped when it runs out, and the command fails naming the notebook). The outputs are a cache:
+a notebook is executed again only when its source, the library (``dynajax/``, ``gantk/``) or
+the lock file changed since its ``.ipynb`` was written (``--force`` executes them all). The
+key is stored in the notebook's metadata (``metadata.dynajax``), beside the execution time.
+The documentation build renders these files when ``DYNAJAX_DOCS_NOTEBOOKS=OUT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def library_sha256() -> str:
+    """One hash of every library source file and of the lock (what a notebook's outputs depend on)."""
+    h = hashlib.sha256()
+    files = sorted(p for pkg in ("dynajax", "gantk") for p in (ROOT / pkg).rglob("*.py"))
+    for p in [*files, ROOT / "requirements-lock.txt"]:
+        if p.exists():
+            h.update(p.relative_to(ROOT).as_posix().encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def cached(out: Path, source_sha: str, lib_sha: str) -> bool:
+    import nbformat
+
+    if not out.exists():
+        return False
+    try:
+        meta = nbformat.read(out, as_version=4).metadata.get("dynajax", {})
+    except Exception:  # a corrupted or foreign file is executed again
+        return False
+    return meta.get("source_sha256") == source_sha and meta.get("library_sha256") == lib_sha
+
+
+async def _execute(nb, workdir: str, limit: float) -> None:
+    from nbclient import NotebookClient
+
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the kernel's inline backend
+    client = NotebookClient(nb, timeout=limit, kernel_name="python3", allow_errors=False,
+                            resources={"metadata": {"path": workdir}})
+    # The limit is for the whole notebook; on time-out the client shuts its kernel down.
+    await asyncio.wait_for(client.async_execute(env=env, cwd=workdir), timeout=limit)
+
+
+def execute(src: Path, out: Path, limit: float, lib_sha: str) -> float:
+    """Executes one notebook into ``out``; returns its wall time in seconds."""
+    import jupytext
+    import nbformat
+
+    nb = jupytext.read(src)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"nb-{src.stem}-") as work:
+        try:
+            asyncio.run(_execute(nb, work, limit))
+        except asyncio.TimeoutError:
+            raise RuntimeError(f"{src.name} ran past its limit of {limit:.0f} s") from None
+    seconds = time.perf_counter() - start
+    nb.metadata["dynajax"] = {
+        "source_sha256": hashlib.sha256(src.read_bytes()).hexdigest(),
+        "library_sha256": lib_sha,
+        "seconds": round(seconds, 1),
+        "executed": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    nb.metadata.setdefault("kernelspec", {"display_name": "Python 3", "language": "python", "name": "python3"})
+    tmp = out.with_suffix(".ipynb.tmp")
+    nbformat.write(nb, tmp)
+    os.replace(tmp, out)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("names", nargs="*", help="notebook stems (default: all of notebooks/*.py)")
+    p.add_argument("--out", default=str(ROOT / "notebooks"), help="folder of the .ipynb files")
+    p.add_argument("--limit", type=float, default=float(os.environ.get("DYNAJAX_NOTEBOOK_LIMIT", 150)),
+                   help="seconds allowed to one notebook (default 150, or $DYNAJAX_NOTEBOOK_LIMIT)")
+    p.add_argument("--force", action="store_true", help="execute even the notebooks whose cache is fresh")
+    args = p.parse_args(argv)
+    sources = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
+    if args.names:
+        known = {s.stem: s for s in sources}
+        unknown = [n for n in args.names if n not in known]
+        if unknown:
+            raise SystemExit(f"unknown notebooks {unknown}; known: {', '.join(known)}")
+        sources = [known[n] for n in args.names]
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lib_sha, failed = library_sha256(), []
+    for src in sources:
+        out = out_dir / f"{src.stem}.ipynb"
+        if not args.force and cached(out, hashlib.sha256(src.read_bytes()).hexdigest(), lib_sha):
+            print(f"  {src.stem:<24} cached")
+            continue
+        try:
+            seconds = execute(src, out, args.limit, lib_sha)
+            print(f"  {src.stem:<24} executed in {seconds:.1f} s", flush=True)
+        except Exception as e:  # one failing notebook does not stop the others; the command fails
+            failed.append(src.stem)
+            print(f"  {src.stem:<24} FAILED: {str(e)[-2000:]}", file=sys.stderr, flush=True)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
