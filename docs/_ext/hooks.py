@@ -124,8 +124,8 @@ def api_entries(page: str) -> list[tuple[str, list[str]]]:
 
 
 def api_markdown(page: str) -> str:
-    title, summary = API_PAGES[page]
-    lines = [f"# {title}", "", summary, ""]
+    title, _ = API_PAGES[page]  # the summary is the index's; the page opens with the docstring
+    lines = [f"# {title}", ""]
     for i, (module, members) in enumerate(api_entries(page)):
         if i == 1:
             lines += ["## Modules", ""]
@@ -201,7 +201,7 @@ def _notebook_file(config, src: Path) -> File:
 
 
 # ----------------------------------------------------------------------------- results
-RESULTS = ROOT / "results"
+RESULTS = Path(os.environ.get("DYNAJAX_DOCS_RESULTS") or ROOT / "results").resolve()  # tests point it elsewhere
 
 
 def scorecard_markdown() -> tuple[str, list[Path]]:
@@ -225,7 +225,6 @@ def scorecard_markdown() -> tuple[str, list[Path]]:
             reports.append(path)
         else:
             log.warning("results/README.md links to %s, which does not exist", target)
-    text = re.sub(r"\]\(([^)#]+)/report\.md\)", r"](\1/report.md)", text)
     text = text.replace("# Scorecard\n", "# Scorecard\n\n!!! note \"Source\"\n    This page is `results/README.md`, "
                         "written by `dynajax scorecard` from the run records; numbers are never copied by hand.\n", 1)
     return text, reports
@@ -305,8 +304,10 @@ def on_files(files: Files, config) -> Files:
     for report in reports:
         rel = report.relative_to(RESULTS).as_posix()
         files.append(File.generated(config, f"results/{rel}", abs_src_path=str(report)))
-        for fig in sorted(report.parent.glob("*.png")):
-            files.append(File.generated(config, f"results/{fig.relative_to(RESULTS).as_posix()}", abs_src_path=str(fig)))
+        for other in sorted(report.parent.iterdir()):  # figures, metrics.json, run.json
+            if other.is_file() and other.suffix != ".md":
+                files.append(File.generated(config, f"results/{other.relative_to(RESULTS).as_posix()}",
+                                            abs_src_path=str(other)))
     gen("results/benchmarks.md", benchmarks_markdown())
     root = mathjax_root()
     for part in MATHJAX_PARTS:

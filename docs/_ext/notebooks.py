@@ -5,8 +5,9 @@
 Each ``notebooks/NN_name.py`` becomes ``OUT/NN_name.ipynb``, executed top to bottom by a
 Jupyter kernel in a scratch folder, under a time limit for the whole notebook (the kernel is
 stopped when it runs out, and the command fails naming the notebook). The outputs are a cache:
-a notebook is executed again only when its source, the library (``dynajax/``, ``gantk/``) or
-the lock file changed since its ``.ipynb`` was written (``--force`` executes them all). The
+a notebook is executed again only when its source, the library's code (``dynajax/``,
+``gantk/``; docstrings and comments do not count) or the lock file changed since its
+``.ipynb`` was written (``--force`` executes them all). The
 key is stored in the notebook's metadata (``metadata.dynajax``), beside the execution time.
 The documentation build renders these files when ``DYNAJAX_DOCS_NOTEBOOKS=OUT``.
 """
@@ -14,6 +15,7 @@ The documentation build renders these files when ``DYNAJAX_DOCS_NOTEBOOKS=OUT``.
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import datetime
 import hashlib
@@ -26,14 +28,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _code(path: Path) -> bytes:
+    """A module's code without its docstrings and comments: editing the docs keeps the cache."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree).encode()
+
+
 def library_sha256() -> str:
-    """One hash of every library source file and of the lock (what a notebook's outputs depend on)."""
+    """One hash of the library's code (``dynajax/``, ``gantk/``, docstrings excluded) and of the
+    lock: what a notebook's outputs depend on."""
     h = hashlib.sha256()
-    files = sorted(p for pkg in ("dynajax", "gantk") for p in (ROOT / pkg).rglob("*.py"))
-    for p in [*files, ROOT / "requirements-lock.txt"]:
-        if p.exists():
-            h.update(p.relative_to(ROOT).as_posix().encode())
-            h.update(p.read_bytes())
+    for p in sorted(p for pkg in ("dynajax", "gantk") for p in (ROOT / pkg).rglob("*.py")):
+        h.update(p.relative_to(ROOT).as_posix().encode())
+        h.update(_code(p))
+    lock = ROOT / "requirements-lock.txt"
+    if lock.exists():
+        h.update(lock.read_bytes())
     return h.hexdigest()
 
 
