@@ -24,8 +24,8 @@ one step per frame, as the papers; classic RK4 selectable), relaxed to
   (:func:`dynajax.train.fit` with ``seeds=True``), selecting parameters on a validation
   split. ``train(..., lr=, lr_physical=)`` gives every member its own Adam rates (held in
   the optimiser state), so a learning-rate grid trains with the seeds in the same program;
-  :func:`select_on_validation` picks the grid point. ``TrainConfig.schedule`` decays the
-  rates (cosine or exponential).
+  :func:`select_on_validation` picks the grid point; :func:`train_grid` does both.
+  ``TrainConfig.schedule`` decays the rates (cosine or exponential).
 * Hamiltonian physical models ``F_p = J grad H``: :mod:`dynajax.forecast.hamiltonian`.
 
 States are batched: every function takes ``y [B, *state_shape]``, because a network with
@@ -58,6 +58,7 @@ __all__ = [
     "SCHEDULES",
     "VAL_METRICS",
     "Aphynity",
+    "GridResult",
     "TrainConfig",
     "derivative_mse",
     "evaluate_mse",
@@ -67,6 +68,7 @@ __all__ = [
     "select_on_validation",
     "sigmoid_scaled",
     "train",
+    "train_grid",
     "trajectory_mse",
 ]
 
@@ -272,7 +274,7 @@ class Aphynity:
 def norm_penalty(
     model: Aphynity, params, states: Float[Array, "N ..."], kind: str = "l2"
 ) -> Float[Array, ""]:
-    """Empirical ``||F_a||^2`` on ground-truth states (spec section 2.1).
+    """Empirical ``||F_a||^2`` on ground-truth states (the norm of thesis eq. 3.6, Ayed 2022).
 
     Args:
         model: the model.
@@ -562,3 +564,58 @@ def select_on_validation(best_val: ArrayLike, n_grid: int) -> tuple[int, np.ndar
     per = v.reshape(n_grid, -1)
     mean = np.where(np.all(np.isfinite(per), axis=1), np.log(np.maximum(per, 1e-300)).mean(axis=1), np.inf)
     return int(np.argmin(mean)), mean
+
+
+@dataclasses.dataclass(frozen=True)
+class GridResult:
+    """The validation-selected point of a learning-rate grid (:func:`train_grid`).
+
+    Attributes:
+        index: the chosen grid point.
+        point: its ``(lr, lr_physical)``.
+        params: the best parameters of its members, leading axis one per key.
+        best_val: ``[n_keys]`` their best validation losses.
+        mean_log_val: ``[n_grid]`` the mean over keys of the log best validation loss per
+            grid point (``inf`` where a member diverged).
+    """
+
+    index: int
+    point: tuple[float, float | None]
+    params: PyTree
+    best_val: np.ndarray
+    mean_log_val: np.ndarray
+
+
+def train_grid(
+    model: Aphynity,
+    train_states: Float[ArrayLike, "N T *state"],
+    val_states: Float[ArrayLike, "M T *state"],
+    times,
+    config: TrainConfig,
+    keys: Array,
+    grid: list[tuple[float, float | None]],
+) -> GridResult:
+    """Trains every ``(lr, lr_physical)`` of ``grid`` for every key in one program and keeps the
+    grid point with the lowest mean log validation loss (:func:`select_on_validation`).
+
+    Every key is trained at every grid point (the same initialisation and minibatches), so
+    grid points are compared on paired seeds. ``lr_physical`` ``None`` everywhere trains all
+    parameters at ``lr``; it must then be ``None`` for every point.
+
+    Raises:
+        ValueError: an empty grid, or ``lr_physical`` given for some points only.
+    """
+    if not grid:
+        raise ValueError("grid must hold at least one (lr, lr_physical) point")
+    separate = [p is not None for _, p in grid]
+    if any(separate) and not all(separate):
+        raise ValueError(f"lr_physical must be given for every grid point or for none, got {grid}")
+    n = int(np.shape(keys)[0])
+    lrs = np.repeat(np.asarray([lr for lr, _ in grid], np.float64), n)
+    lrs_p = np.repeat(np.asarray([p for _, p in grid], np.float64), n) if all(separate) else None
+    res = train(model, train_states, val_states, times, config, jnp.concatenate([keys] * len(grid)),
+                lr=lrs, lr_physical=lrs_p)
+    index, mean = select_on_validation(res.best_val, len(grid))
+    chosen = slice(index * n, (index + 1) * n)
+    params = jax.tree_util.tree_map(lambda x: x[chosen], res.best_params)
+    return GridResult(index, tuple(grid[index]), params, np.asarray(res.best_val)[chosen], mean)

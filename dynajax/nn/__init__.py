@@ -1,4 +1,5 @@
-"""flax.linen building blocks: MLP, ConvNet, FNO2d, residual blocks, Swish(beta), spectral norm.
+"""flax.linen building blocks: MLP, ConvNet, FNO2d, residual blocks, a zero-started gate, Swish(beta),
+spectral norm.
 
 Everything here is a ``flax.linen`` module or a pure function; modules keep all state in
 their variables (``params``, and ``spectral`` for the power-iteration vectors). Arrays are
@@ -8,6 +9,7 @@ channels-last: ``[..., d]`` for MLPs, ``[..., H, W, C]`` (or ``[..., L, C]``) fo
 from dynajax.nn.activations import ACTIVATIONS, Swish, get_activation, swish_beta
 from dynajax.nn.conv import PADDINGS, BatchStatNorm, ConvNet
 from dynajax.nn.fno import FNO2d, SpectralConv2d, as_complex, fno_weight_init
+from dynajax.nn.gate import ZeroGated
 from dynajax.nn.initializers import (
     INITIALIZERS,
     Initializer,
@@ -55,6 +57,7 @@ __all__ = [
     "ConvResidualBlock",
     "MLPResidualBlock",
     "Residual",
+    "ZeroGated",
     # spectral norm
     "SNDense",
     "SpectralNorm",

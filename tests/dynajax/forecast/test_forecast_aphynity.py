@@ -248,3 +248,24 @@ def test_member_learning_rates_and_schedule_match_separate_optimizers(rng):
     assert idx == 0 and np.isinf(mean[1])
     with pytest.raises(ValueError, match="multiple of n_grid"):
         aph.select_on_validation([1.0, 2.0, 3.0], 2)
+
+
+def test_train_grid_picks_the_rate_that_fits_and_matches_a_separate_run(rng):
+    # dy/dt = -k y with k learned from k = 0 on data of k = 1: a rate of 1e-4 barely moves k
+    # in 20 steps, 0.1 fits it; the chosen members are exactly those a run at that rate gives
+    def decay(t, y, theta):
+        return -theta["k"] * y
+
+    ts = np.arange(6) * 0.2
+    y0 = jax.random.uniform(rng, (4, 2), minval=0.5, maxval=1.5)
+    states = y0[:, None, :] * np.exp(-ts)[None, :, None]
+    model = param_only(decay, physics_init={"k": 0.0})
+    cfg = aph.TrainConfig(method="vanilla", n_steps=20, chunk_size=10)
+    keys = jax.random.split(rng, 2)
+    res = aph.train_grid(model, states[:2], states[2:], ts, cfg, keys, [(1e-4, None), (0.1, None)])
+    assert res.index == 1 and res.point == (0.1, None) and res.mean_log_val[1] < res.mean_log_val[0]
+    assert res.best_val.shape == (2,) and res.params["physical"]["k"].shape == (2,)
+    alone = aph.train(model, states[:2], states[2:], ts, dataclasses.replace(cfg, lr=0.1), keys)
+    np.testing.assert_allclose(res.best_val, alone.best_val, rtol=1e-6)
+    with pytest.raises(ValueError, match="every grid point or for none"):
+        aph.train_grid(model, states[:2], states[2:], ts, cfg, keys, [(1e-3, None), (1e-3, 1e-2)])
