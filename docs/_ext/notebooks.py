@@ -20,6 +20,8 @@ import asyncio
 import datetime
 import hashlib
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -101,14 +103,39 @@ def execute(src: Path, out: Path, limit: float, lib_sha: str) -> float:
     return seconds
 
 
+def _run_one(src: Path, out: Path, limit: float, lib_sha: str) -> tuple[bool, str]:
+    """Executes one notebook in a child process, so that Ctrl-C (or a SIGTERM) stops the whole
+    run: nbclient turns those signals into a kernel shutdown inside the process that runs it."""
+    cmd = [sys.executable, __file__, "--_one", str(src), str(out), str(limit), lib_sha]
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = child.communicate()
+    except BaseException:
+        child.terminate()  # nbclient shuts the kernel down on SIGTERM
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        raise
+    lines = [l for l in stderr.splitlines() if "Kernel is running over TCP" not in l]
+    return child.returncode == 0, (stdout.strip() if child.returncode == 0 else "\n".join(lines[-30:]))
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--_one"]:  # the child of _run_one
+        src, out, limit, lib_sha = Path(argv[1]), Path(argv[2]), float(argv[3]), argv[4]
+        print(f"{execute(src, out, limit, lib_sha):.1f}")
+        return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("names", nargs="*", help="notebook stems (default: all of notebooks/*.py)")
     p.add_argument("--out", default=str(ROOT / "notebooks"), help="folder of the .ipynb files")
-    p.add_argument("--limit", type=float, default=float(os.environ.get("DYNAJAX_NOTEBOOK_LIMIT", 150)),
-                   help="seconds allowed to one notebook (default 150, or $DYNAJAX_NOTEBOOK_LIMIT)")
+    p.add_argument("--limit", type=float, default=float(os.environ.get("DYNAJAX_NOTEBOOK_LIMIT", 240)),
+                   help="seconds allowed to one notebook (default 240, twice the 2-minute budget of a "
+                        "notebook on 2 cores; or $DYNAJAX_NOTEBOOK_LIMIT)")
     p.add_argument("--force", action="store_true", help="execute even the notebooks whose cache is fresh")
     args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a SIGTERM stops the run like Ctrl-C
     sources = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
     if args.names:
         known = {s.stem: s for s in sources}
@@ -119,17 +146,26 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     lib_sha, failed = library_sha256(), []
-    for src in sources:
-        out = out_dir / f"{src.stem}.ipynb"
-        if not args.force and cached(out, hashlib.sha256(src.read_bytes()).hexdigest(), lib_sha):
-            print(f"  {src.stem:<24} cached")
-            continue
-        try:
-            seconds = execute(src, out, args.limit, lib_sha)
-            print(f"  {src.stem:<24} executed in {seconds:.1f} s", flush=True)
-        except Exception as e:  # one failing notebook does not stop the others; the command fails
-            failed.append(src.stem)
-            print(f"  {src.stem:<24} FAILED: {str(e)[-2000:]}", file=sys.stderr, flush=True)
+    try:
+        for src in sources:
+            out = out_dir / f"{src.stem}.ipynb"
+            if not args.force and cached(out, hashlib.sha256(src.read_bytes()).hexdigest(), lib_sha):
+                print(f"  {src.stem:<24} cached", flush=True)
+                continue
+            for attempt in (1, 2):  # a kernel that dies (out of memory on a busy machine) gets one more try
+                ok, msg = _run_one(src, out, args.limit, lib_sha)
+                if ok:
+                    print(f"  {src.stem:<24} executed in {msg} s", flush=True)
+                    break
+                if attempt == 1 and "Kernel died" in msg:
+                    print(f"  {src.stem:<24} kernel died; trying again", file=sys.stderr, flush=True)
+                    continue
+                failed.append(src.stem)
+                print(f"  {src.stem:<24} FAILED:\n{msg}", file=sys.stderr, flush=True)
+                break
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1
