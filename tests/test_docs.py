@@ -147,6 +147,9 @@ def _check_methods(site: Path) -> None:
         for frag in fragments:
             assert frag in text, f"{page} lacks {frag}"
         assert 'href="../../api/' in text, f"{page} links to no API entry"
+        # every formula was typeset: no TeX delimiters left in the text outside the formulas
+        prose = re.sub(r'<(div|span) class="arithmatex">.*?</\1>', "", text, flags=re.S)
+        assert "$$" not in prose and "\\(" not in prose, f"{page} has a formula Markdown did not parse"
     home = _page(site, "")
     assert '<img alt="SW and SSW time' in home or "sliced_scaling.png" in home
     assert (site / "figures" / "sliced_scaling.png").exists()
