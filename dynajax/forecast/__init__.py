@@ -3,8 +3,9 @@
 Submodules: :mod:`~dynajax.forecast.aphynity` (physics + minimal neural correction, with
 ``TrainConfig``/``train``), :mod:`~dynajax.forecast.baselines` (Neural ODE, Param-only),
 :mod:`~dynajax.forecast.hamiltonian` (Hamiltonian physical priors ``F_p = J grad H``),
-:mod:`~dynajax.forecast.leads` and :mod:`~dynajax.forecast.leads_baselines` (shared dynamics +
-per-environment corrections), :mod:`~dynajax.forecast.hidden` and
+:mod:`~dynajax.forecast.leads`, :mod:`~dynajax.forecast.leads_baselines` and
+:mod:`~dynajax.forecast.leads_nets` (shared dynamics + per-environment corrections, their
+protocols and networks), :mod:`~dynajax.forecast.hidden` and
 :mod:`~dynajax.forecast.hidden_baselines` (hidden-state ODEs from partial observations), and
 :mod:`~dynajax.forecast.adjoint` (the explicit continuous adjoint of thesis eq. 1.8).
 """
@@ -18,6 +19,7 @@ from dynajax.forecast import (
     hidden_baselines,
     leads,
     leads_baselines,
+    leads_nets,
 )
 from dynajax.forecast.aphynity import Aphynity, norm_penalty
 from dynajax.forecast.baselines import neural_ode, param_only
@@ -39,6 +41,7 @@ __all__ = [
     "hidden_baselines",
     "leads",
     "leads_baselines",
+    "leads_nets",
     "make_model",
     "neural_ode",
     "norm_penalty",
