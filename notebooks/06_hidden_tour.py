@@ -25,45 +25,41 @@ import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
-import optax
 
-from dynajax import train
-from dynajax.experiments import hidden_ns
 from dynajax.forecast import adjoint
 from dynajax.forecast import hidden as hd
 from dynajax.forecast.hidden_baselines import ResNet
+from dynajax.systems import navier_stokes as ns
 
-states = hidden_ns.simulate_states(jax.random.key(0), 6, 9)  # [6 sims, 10 frames, (rho, u), 32, 32]
-states[:, :, 1:] /= np.sqrt(np.mean(states[:, :, 1:] ** 2))
+states = ns.density_velocity_states(jax.random.key(0), 7, 9)  # [7 sims, 10 frames, (rho, u_x, u_y), 32, 32]
+states[:, :, 1:] /= np.sqrt(np.mean(states[:5, :, 1:] ** 2))  # velocity in units of its training RMS
 print(states.shape)
 
 # %% [markdown]
 # A model: ResNet vector field, `H` = the density channel, 3 Euler substeps per frame.
-# On CPU the rollout over frames unrolls by itself because the field convolves
-# (XLA:CPU runs convolutions in a rolled loop ~8-17x slower).
+# `hd.windows` cuts the sequences into windows (observations `Y`, and the full state at the
+# last context frame, given in setting 2); `hd.fit` trains on them with `dynajax.train.fit`
+# and keeps the parameters of the best validation loss. On CPU the rollout over frames
+# unrolls by itself because the field convolves (XLA:CPU runs convolutions in a rolled loop
+# many times slower).
 
 # %%
 H = hd.ChannelProjection([0], 3)
 model = hd.HiddenModel(ResNet(3, width=8, n_down=1, n_blocks=1), H, setting="canonical", n_context=1, substeps=3)
-train_sims, test_sims = states[:4], states[4:]
-batch = {"obs": jnp.asarray(train_sims[:, :4, :1]), "x0": jnp.asarray(train_sims[:, 0])}
-params = jax.jit(model.init)(jax.random.key(1), batch["obs"][0, :1])
-print("unrolls on this backend:", hd.should_unroll(lambda p, x: model.advance(p, x), params, batch["x0"][0]))
-opt = optax.adam(2e-3)
-state = train.init_state(params, opt, jax.random.key(2))
-step = jax.jit(hd.make_train_step(model, opt))
-losses = []
-for i in range(30):
-    state, m = step(state, batch)
-    losses.append(float(m["fit"]))
-print(f"fit loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+train_w = hd.windows(states[:4], [0], 4, 1)  # context K = 1 frame, then 3 targets
+val_w = hd.windows(states[4:5], [0], 4, 1)
+res = hd.fit(model, jax.random.key(1), train_w, val_w, steps=30, lr=2e-3, batch_size=8, val_every=10)
+print("unrolls on this backend:", hd.should_unroll(lambda p, x: model.advance(p, x), res.best_params,
+                                                   jnp.asarray(train_w["x0"][0])))
+print("validation loss:", np.round(res.history["val_loss"], 3), "best at step", int(res.best_step))
 
 # %% [markdown]
 # Forecast the test sequences and score them beside persistence.
 
 # %%
+test_sims = states[5:]
 x0 = jnp.asarray(test_sims[:, 0])
-pred = hd.rollout(model, state.params, x0, 6)  # [7, B, 3, 32, 32]
+pred = hd.forecast(model, res.best_params, jnp.asarray(test_sims[:, :1, :1]), x0, 6)  # [7, B, 3, 32, 32]
 true = jnp.moveaxis(jnp.asarray(test_sims[:, :7]), 1, 0)
 err = hd.relative_error(pred[:, :, :1], true[:, :, :1])
 err_p = hd.relative_error(hd.persistence(x0, 6)[:, :, :1], true[:, :, :1])

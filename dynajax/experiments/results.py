@@ -219,3 +219,33 @@ def save_figure(fig, path: Path) -> str:
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return path.name
+
+
+def save_image_grid(panels: Sequence[tuple[str, Sequence, dict]], steps: Sequence[int], path: Path,
+                    title: str = "", step_label: str = "t={}") -> str:
+    """A grid of images, one row per panel and one column per step; saved as PNG.
+
+    Args:
+        panels: ``(row title, frames [n, H, W], imshow keywords)`` per row.
+        steps: frame indices shown in the columns.
+        path: the PNG file.
+        title: figure title.
+        step_label: format of the step in each image's title.
+
+    Returns:
+        The file name (:func:`save_figure`).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(panels), len(steps), figsize=(2.1 * len(steps), 2.1 * len(panels)), squeeze=False)
+    for r, (name, frames, kw) in enumerate(panels):
+        for j, s in enumerate(steps):
+            axes[r, j].imshow(np.asarray(frames[s]), **kw)
+            axes[r, j].set(xticks=[], yticks=[])
+            axes[r, j].set_title(f"{name}, {step_label.format(s)}", fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)

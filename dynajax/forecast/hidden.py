@@ -16,15 +16,17 @@ A model is a triple (eqs. 2.3-2.4):
 Training is discretise-then-optimise: the state is advanced over each observation interval by
 ``substeps`` explicit Euler or RK4 steps (``method="direct"`` replaces the solver by the map
 ``X_{i+1} = F(X_i)``, the thesis' "ResNet" ablation), gradients flow through the unrolled
-scheme. Scheduled sampling (Bengio et al. 2015, spec's [interp.]): at each observation time,
+scheme. Scheduled sampling (Bengio et al. 2015; an [interp.] of the thesis): at each observation time,
 with probability ``p`` (per example), the observed part of the state is reset to the data,
 ``X <- X + H^+ (Y - H X)``. Constraints enter as penalties (eq. 2.12), see
 :func:`masked_zero_penalty`.
 
-CPU note: XLA:CPU runs convolutions inside a rolled ``lax.scan`` 12-17x slower than unrolled
-(specs/hidden_dynamics.md section 5.1). :func:`rollout` unrolls its scan over observation
-intervals automatically when the backend is CPU and the step contains a convolution
-(:func:`should_unroll`); substeps are always a Python loop.
+CPU note: XLA:CPU runs convolutions inside a rolled ``lax.scan`` much slower than unrolled.
+:func:`rollout` unrolls its scan over observation intervals automatically when the backend is
+CPU and the step contains a convolution (:func:`should_unroll`); substeps are always a Python
+loop. :func:`fit` trains through :func:`dynajax.train.fit`, whose ``unroll="auto"`` runs
+such a step as a Python loop of one compiled step, and :func:`forecast` advances with a
+Python loop over a jitted interval.
 
 States are channels-first ``[..., C, H, W]`` (the :mod:`dynajax.systems` convention).
 """
@@ -32,9 +34,11 @@ States are channels-first ``[..., C, H, W]`` (the :mod:`dynajax.systems` convent
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import diffrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -42,9 +46,11 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float
 
-from dynajax._fixed_step import _EULER, Tableau, rk_step
+from dynajax._fixed_step import rk_step, tableau_of
 from dynajax._unroll import contains_convolution, should_unroll
-from dynajax.train import StepFn, TrainState, make_step
+from dynajax.solve import RK4
+from dynajax.train import FitResult, StepFn, TrainState, init_state, make_step, sample_minibatch
+from dynajax.train import fit as train_fit
 
 __all__ = [
     "METHODS",
@@ -53,7 +59,10 @@ __all__ = [
     "HiddenModel",
     "PointwiseLinear",
     "contains_convolution",
+    "curriculum_stages",
     "exponential_schedule",
+    "fit",
+    "forecast",
     "horizon_means",
     "make_loss",
     "make_train_step",
@@ -63,15 +72,13 @@ __all__ = [
     "rollout",
     "should_unroll",
     "velocity_cosine",
+    "windows",
 ]
 
 SETTINGS = ("joint", "canonical", "residual")
 METHODS = ("euler", "rk4", "direct")
-_RK4 = Tableau(
-    c=(0.5, 0.5, 1.0),
-    a_lower=(np.array([0.5]), np.array([0.0, 0.5]), np.array([0.0, 0.0, 1.0])),
-    b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]),
-)
+# the solvers' Butcher tableaux, stepped by hand (see the CPU note)
+_TABLEAUX = {"euler": tableau_of(diffrax.Euler()), "rk4": tableau_of(RK4())}
 
 
 # -- observation operators ------------------------------------------------------------------
@@ -220,7 +227,7 @@ class HiddenModel:
         """One observation interval: ``substeps`` solver steps (or the direct map)."""
         if self.method == "direct":
             return self.field.apply(params["field"], x)
-        tab = _EULER if self.method == "euler" else _RK4
+        tab = _TABLEAUX[self.method]
         h = jnp.asarray(self.interval / self.substeps, x.dtype)
         f = lambda t, y, args: self.field.apply(params["field"], y)
         for _ in range(self.substeps):
@@ -336,13 +343,152 @@ def make_train_step(
     return step
 
 
+def windows(states, obs_channels: Sequence[int], length: int, n_context: int, starts=None) -> dict:
+    """Training or evaluation windows of full-state sequences ``states [N, n_t, d, H, W]``.
+
+    Returns ``{"obs": [M, length, l, H, W], "x0": [M, d, H, W]}`` (NumPy): the observed
+    channels ``obs_channels`` of frames ``s .. s + length - 1`` of each sequence, and the full
+    state at the last context frame ``s + n_context - 1`` (setting 2's given ``X0``), for every
+    start ``s`` (``starts``: the same given starts in every sequence), sequence-major.
+    """
+    states = np.asarray(states)
+    n_t = states.shape[1]
+    starts = list(range(n_t - length + 1) if starts is None else starts)
+    if not 1 <= n_context <= length or not starts or min(starts) < 0 or max(starts) + length > n_t:
+        raise ValueError(f"need 1 <= n_context <= length and windows inside the {n_t} frames; got n_context "
+                         f"{n_context}, length {length}, starts {starts}")
+    t = np.asarray(starts)[:, None] + np.arange(length)  # [S, length]
+    obs = states[:, t][:, :, :, list(obs_channels)]  # [N, S, length, l, H, W]
+    x0 = states[:, np.asarray(starts) + n_context - 1]  # [N, S, d, H, W]
+    return {"obs": obs.reshape(-1, *obs.shape[2:]), "x0": x0.reshape(-1, *x0.shape[2:])}
+
+
+def curriculum_stages(T: int, steps: int, curriculum=((1.0, 1.0),)) -> list[tuple[int, int]]:
+    """A horizon curriculum as ``[(horizon, n_steps), ...]``.
+
+    ``curriculum`` holds ``(fraction of T, fraction of the steps)`` pairs; the horizons are
+    ``max(1, round(f * T))`` and the last stage takes the rounding rest of the steps (stages
+    of 0 steps are dropped).
+
+    Raises:
+        ValueError: empty, a step fraction <= 0, step fractions not summing to 1, a horizon
+            above ``T`` or a last horizon other than ``T``.
+    """
+    fr = [float(f) for _, f in curriculum]
+    hs = [max(1, round(float(h) * T)) for h, _ in curriculum]
+    if not hs or min(fr) <= 0 or not np.isclose(sum(fr), 1.0) or max(hs) > T or hs[-1] != T:
+        raise ValueError(f"curriculum must be (horizon fraction <= 1, step fraction > 0) pairs, step fractions "
+                         f"summing to 1 and the last horizon = T; got {curriculum!r}")
+    n = [round(f * steps) for f in fr[:-1]]
+    return [(h, k) for h, k in zip(hs, [*n, steps - sum(n)]) if k > 0]
+
+
+def fit(
+    model: HiddenModel,
+    key,
+    train_windows: dict,
+    val_windows: dict,
+    *,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    val_every: int,
+    curriculum=((1.0, 1.0),),
+    teacher: Callable[[Array], Array] | None = None,
+    penalties: Sequence[tuple[float, Penalty]] = (),
+    progress: bool = False,
+) -> FitResult:
+    """Trains ``model`` on windows with :func:`dynajax.train.fit`, keeping the best validation.
+
+    Adam with a cosine decay from ``lr`` over ``steps``, minibatches of ``batch_size``
+    windows. The validation loss is the fit term of :func:`make_loss` on every validation
+    window over the full horizon ``T`` (free rollouts), after every ``val_every`` steps of a
+    stage and at its end. ``curriculum`` (:func:`curriculum_stages`) trains on the first
+    ``h`` targets of each window for a part of the steps: one :func:`dynajax.train.fit` per
+    stage (one compiled step per horizon), keep-best carried across stages.
+
+    Args:
+        model: the model to train.
+        key: PRNG key (initialisation, scheduled-sampling coins, minibatches).
+        train_windows: ``{"obs": [N, K + T, l, H, W], "x0": [N, d, H, W], ...}`` (the
+            batch layout of :func:`make_loss`, e.g. from :func:`windows`; extra keys such as
+            masks read by ``penalties`` are sampled along).
+        val_windows: the same layout, with the same ``K + T``.
+        steps: optimiser steps.
+        lr: initial learning rate.
+        batch_size: windows per step.
+        val_every: steps between validations.
+        curriculum: ``(fraction of T, fraction of the steps)`` pairs.
+        teacher: scheduled-sampling probability ``teacher(step)``
+            (:func:`exponential_schedule`); ``None``: free rollouts.
+        penalties: ``(weight, penalty)`` pairs as in :func:`make_loss`.
+        progress: show :func:`dynajax.train.fit`'s progress bar.
+
+    Returns:
+        A :class:`dynajax.train.FitResult`: ``best_params`` (``model.init``'s structure),
+        ``best_val``, ``best_step`` and the history of every stage, concatenated.
+    """
+    K = model.n_context
+    if val_windows["obs"].shape[1] != train_windows["obs"].shape[1]:
+        raise ValueError(f"training and validation windows must have the same length, got "
+                         f"{train_windows['obs'].shape[1]} and {val_windows['obs'].shape[1]}")
+    k_init, k_state = jax.random.split(key)
+    params = jax.jit(model.init)(k_init, jnp.asarray(train_windows["obs"][0, :K]))  # one compile, not one per layer
+    opt = optax.adam(optax.cosine_decay_schedule(lr, steps))
+    state = init_state(params, opt, k_state)
+    step = make_train_step(model, opt, teacher=teacher, penalties=penalties)
+    data = jax.tree_util.tree_map(jnp.asarray, train_windows)
+    val = jax.tree_util.tree_map(jnp.asarray, val_windows)
+    loss = make_loss(model)
+    validate = lambda p: loss(p, val, jax.random.key(0))[1]["fit"]  # noqa: E731  one function: one compile
+    best, done, histories = None, 0, []
+    for h, n in curriculum_stages(data["obs"].shape[1] - K, steps, curriculum):
+        def sample(k, _, h=h):
+            b = sample_minibatch(data, k, batch_size)
+            return dict(b, obs=b["obs"][:, :K + h])
+
+        done += n
+        res = train_fit(step, state, sample, n_steps=done, chunk_size=val_every,
+                        validate=validate, best=best, progress=progress)
+        state, best = res.state, res.best
+        histories.append(res.history)
+    history = {k: np.concatenate([hist[k] for hist in histories]) for k in histories[0]}
+    return FitResult(state=state, best=best, history=history, stopped_early=False)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _initial_state(model: HiddenModel, params, context, x0):
+    return model.initial_state(params, context, x0)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _advance(model: HiddenModel, params, x):
+    return model.advance(params, x)
+
+
+def forecast(model: HiddenModel, params, context: Float[Array, "B K l H W"], x0, n_steps: int) -> np.ndarray:
+    """States ``X_0..X_n`` from context observations, ``[n_steps + 1, B, d, H, W]`` (NumPy).
+
+    ``x0 [B, d, H, W]`` as in :meth:`HiddenModel.initial_state` (``None`` for setting 1). A
+    Python loop over a jitted interval: one compilation whatever ``n_steps`` (long
+    evaluation horizons would otherwise unroll into one large program on CPU), and one per
+    model and shapes across calls (the model is a static argument).
+    """
+    x = _initial_state(model, params, jnp.asarray(context), None if x0 is None else jnp.asarray(x0))
+    out = [x]
+    for _ in range(n_steps):
+        x = _advance(model, params, x)
+        out.append(x)
+    return np.asarray(jnp.stack(out))
+
+
 # -- metrics ----------------------------------------------------------------------------------
 
 
 def relative_error(pred, true, *, form: str = "squares", eps: float = 1e-6) -> Array:
     """Relative error per frame over the last three axes ``[C, H, W]`` -> ``[...]``.
 
-    ``form="squares"``: ``sum ||e||^2 / sum ||Y||^2`` (the spec's ratio of squares);
+    ``form="squares"``: ``sum ||e||^2 / sum ||Y||^2`` (a ratio of squares);
     ``form="pointwise"``: eq. 2.6, ``mean_x ||e(x)|| / (||Y(x)|| + eps)`` (undefined where
     ``Y = 0``, hence ``eps``).
     """

@@ -5,6 +5,8 @@
   ablation; with ``HiddenModel(method="direct")`` it is the direct map ``X_i -> X_{i+1}``.
 * :class:`UNet`: the estimator ``g_theta`` (3 "double conv" steps, LeakyReLU(0.1), U-Net skips)
   and the "UNET" ablation (as a direct map).
+* :class:`PKnI` (de Bezenac, Pajot, Gallinari 2018), trained by :func:`fit_pkni` and rolled
+  out by :func:`pkni_forecast`.
 * :func:`fit_restructuring`: the small regressor from jointly trained states to canonical
   states (Prop. 2.2), fitted on a few full-state sequences.
 
@@ -18,12 +20,15 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jaxtyping import Array, Float
 
 from dynajax.nn import ConvNet, get_activation, orthogonal
+from dynajax.train import FitResult, init_state, make_step
+from dynajax.train import fit as train_fit
 
-__all__ = ["PKnI", "ResNet", "UNet", "fit_restructuring", "gaussian_warp", "pkni_penalty"]
+__all__ = ["PKnI", "ResNet", "UNet", "fit_pkni", "fit_restructuring", "gaussian_warp", "pkni_forecast", "pkni_penalty"]
 
 
 PADDINGS = ("CIRCULAR", "REFLECT", "SAME")
@@ -159,24 +164,10 @@ def fit_restructuring(
     k_init, k_run = jax.random.split(key)
     params = net.init(k_init, to_last(inputs[:1]))
     opt = optax.adam(optax.cosine_decay_schedule(lr, n_steps))
-    bs = min(batch_size, inputs.shape[0])
-
-    def loss(p, x, y):
-        return jnp.mean((net.apply(p, to_last(x)) - to_last(y)) ** 2)
-
-    def step(carry, k):
-        p, s = carry
-        idx = jax.random.choice(k, inputs.shape[0], (bs,), replace=False)
-        g = jax.grad(loss)(p, inputs[idx], targets[idx])
-        u, s = opt.update(g, s, p)
-        return (optax.apply_updates(p, u), s), None
-
-    # one jitted step in a Python loop: convolutions in a rolled scan are slow on CPU
-    step_j = jax.jit(lambda c, k: step(c, k)[0])
-    carry = (params, opt.init(params))
-    for k in jax.random.split(k_run, n_steps):
-        carry = step_j(carry, k)
-    fitted = carry[0]
+    step = make_step(lambda p, b, k: (jnp.mean((net.apply(p, to_last(b["x"])) - to_last(b["y"])) ** 2), {}), opt)
+    res = train_fit(step, init_state(params, opt, k_run), {"x": inputs, "y": targets}, n_steps=n_steps,
+                    chunk_size=n_steps, batch_size=min(batch_size, inputs.shape[0]), progress=False)
+    fitted = res.state.params
     return lambda x: jnp.moveaxis(net.apply(fitted, to_last(x)), -1, -3)
 
 
@@ -235,3 +226,73 @@ def pkni_penalty(w: Float[Array, "... 2 H W"], div: float = 1.0, magnitude: floa
     divergence = dx(w[..., 0, :, :], -2) + dx(w[..., 1, :, :], -1)
     grad_sq = sum(dx(w, ax) ** 2 for ax in (-2, -1))
     return div * jnp.mean(divergence**2) + magnitude * jnp.mean(w**2) + smooth * jnp.mean(grad_sq)
+
+
+def fit_pkni(
+    net: PKnI,
+    key,
+    train_windows: dict,
+    val_windows: dict,
+    *,
+    n_context: int,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    val_every: int,
+    penalty: float = 1.0,
+) -> FitResult:
+    """Trains :class:`PKnI` on single-channel windows with :func:`dynajax.train.fit`.
+
+    The loss is the mean over examples and steps of the squared error of the ``T`` predicted
+    frames (sum over pixels) plus ``penalty`` times :func:`pkni_penalty` of the displacements;
+    Adam with a cosine decay from ``lr``; the best parameters on the validation fit term.
+
+    Args:
+        net: the PKnI module.
+        key: PRNG key (initialisation and minibatches).
+        train_windows: ``{"obs": [N, K + T, 1, H, W], ...}`` (e.g. from
+            :func:`dynajax.forecast.hidden.windows`).
+        val_windows: the same layout.
+        n_context: ``K``, the frames the displacement estimator sees.
+        steps, lr, batch_size, val_every: optimiser steps, initial rate, minibatch,
+            steps between validations.
+        penalty: weight of :func:`pkni_penalty`.
+    """
+    K = n_context
+    T = train_windows["obs"].shape[1] - K
+    if T < 1 or val_windows["obs"].shape[1] != K + T or train_windows["obs"].shape[2] != 1:
+        raise ValueError(f"need single-channel windows of the same length > n_context = {K}; got "
+                         f"{train_windows['obs'].shape} and {val_windows['obs'].shape}")
+
+    def loss(p, batch, key=None):
+        frames = batch["obs"][:, :, 0]
+        pred, w = net.apply(p, frames[:, :K], T)
+        fit = jnp.mean(jnp.sum((pred - jnp.moveaxis(frames[:, K:], 1, 0)) ** 2, axis=(-2, -1)))
+        return fit + penalty * pkni_penalty(w), {"fit": fit}
+
+    k_init, k_state = jax.random.split(key)
+    params = jax.jit(net.init, static_argnums=2)(k_init, jnp.asarray(train_windows["obs"][:1, :K, 0]), 1)
+    opt = optax.adam(optax.cosine_decay_schedule(lr, steps))
+    data, val = (jax.tree_util.tree_map(jnp.asarray, w) for w in (train_windows, val_windows))
+    return train_fit(make_step(loss, opt), init_state(params, opt, k_state), data, n_steps=steps,
+                     chunk_size=val_every, batch_size=batch_size, validate=lambda p: loss(p, val)[1]["fit"],
+                     progress=False)
+
+
+def pkni_forecast(net: PKnI, params, context: Float[Array, "B K H W"], n_steps: int):
+    """PKnI rollout from ``K`` context frames, one compiled step in a Python loop.
+
+    Returns:
+        ``(frames [n_steps + 1, B, 1, H, W], w [n_steps + 1, B, 2, H, W])`` (NumPy): the last
+        context frame then the predictions, and the displacement that produced each frame
+        (zero at index 0; ``w_i`` moved frame ``i - 1`` to frame ``i``).
+    """
+    one = jax.jit(lambda p, f: net.apply(p, f, 1))
+    frames = jnp.asarray(context)
+    preds, ws = [frames[:, -1]], [jnp.zeros((frames.shape[0], 2, *frames.shape[-2:]), frames.dtype)]
+    for _ in range(n_steps):
+        pred, w = one(params, frames)
+        frames = jnp.concatenate([frames[:, 1:], pred[0][:, None]], axis=1)
+        preds.append(pred[0])
+        ws.append(w[0])
+    return np.asarray(jnp.stack(preds))[:, :, None], np.asarray(jnp.stack(ws))

@@ -7,7 +7,8 @@
     \\frac{dh}{dt} = \\begin{cases} (1 - h)/\\tau_{open} & v < v_{gate} \\\\
         -h/\\tau_{close} & v \\ge v_{gate} \\end{cases}
 
-(eqs. 2.9-2.10; the gate equation is misprinted in the thesis, this is the standard form).
+(Mitchell & Schaeffer 2003, "A two-current model for the dynamics of cardiac membrane", Bull.
+Math. Biol. 65; thesis eqs. 2.9-2.10, whose gate equation is misprinted: this is the model's form).
 Units are ms and mm; defaults are the thesis' 2-D values ``tau_in = 0.3``, ``tau_out = 6``,
 ``tau_open = 120``, ``tau_close = 150``, ``v_gate = 0.13`` (:data:`PARAMS`). A state is
 channels-first ``[2, H, W]`` = ``(v, h)`` on a cell-centred grid of spacing ``dx`` (1 mm: the
@@ -22,8 +23,9 @@ thesis' constraint ``X|_scar = 0`` (eq. 2.12). The resting state ``(v, h) = (0, 
 is a fixed point.
 
 Stimulus: ``J_stim = amplitude * stimulus(x)`` for ``t < duration`` (thesis: 10 ms, amplitude
-1); :func:`sample_stimulus` draws 3 x 3-pixel onsets on tissue (a single pixel does not
-propagate at large ``sigma``: source-sink mismatch, specs/hidden_dynamics.md 5.1).
+1); :func:`sample_stimulus` draws 3 x 3-pixel onsets on tissue (a single stimulated pixel
+does not start a wave at large ``sigma``: its current diffuses away faster than it depolarises
+the pixel, a source-sink mismatch).
 
 Time stepping: explicit Euler with ``dt`` (default 0.02 ms; explicit diffusion needs
 ``dt <= dx^2 / (4 sigma)``, so the thesis' 0.1 ms LBM step is too large here), states saved

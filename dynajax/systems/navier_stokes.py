@@ -66,12 +66,12 @@ Taylor-Green vortex vanishes, so this tests the Crank-Nicolson part only). With
 ``nu = kappa = 0`` the dealiased system conserves energy, enstrophy and the scalar variance;
 ``rk4_cn`` keeps them to 1e-15, ``heun_cn`` to 1e-13, ``euler_cn`` drifts by ``O(dt)``
 (5e-6 over 0.5 time units at ``dt = 1e-3``). The default is ``euler_cn`` at ``dt = 1e-3``: the
-spec's and the LEADS code's scheme (so the data carry the published generator's time
+LEADS code's scheme (so the data carry the published generator's time
 discretisation), the fastest per step (the LEADS setting, 4 x 8 train + 4 x 8 test
 trajectories, generates in about 41 s; with the code's 4 x 32 test trajectories, 104 s), and
 its time error (about ``3e-5`` relative per time unit) is far below what the models reach.
 ``scheme="heun_cn"`` buys 3000x less time error for 2x the cost; ``scheme="rk4_cn", dt=1e-2``
-is both cheaper than the default and 1000x more accurate, but leaves the spec's step.
+is both cheaper than the default and 1000x more accurate, but leaves the LEADS code's step.
 
 Initial conditions (:func:`sample_initial`): vorticity, the LEADS code's Gaussian random field
 (FNO's ``GaussianRF(2, n, alpha=2.5, tau=7)``): Fourier coefficients
@@ -95,8 +95,9 @@ keeps ``t = 0..9`` (10 states; pass ``n_frames=9``), its warm-up stops at ``t = 
 The scalar with the default ``kappa = 0`` cascades to the grid scale: in the LEADS setting its
 range grows from ``[0, 1]`` to about ``[-0.5, 1.45]`` by ``t = 10`` (Gibbs oscillations of an
 unresolved field; its mass stays exact). For partially observed experiments that need a
-resolved scalar, pass ``kappa`` in the environments (the hidden-dynamics notes suggest
-``3e-3``), a shorter ``frame_dt`` and, if wanted, ``warmup=0`` and ``scalar_init="blob"``.
+resolved scalar, pass ``kappa`` in the environments (the ``hidden-ns`` experiment uses
+``3e-3``), a shorter ``frame_dt`` and, if wanted, ``warmup=0`` and ``scalar_init="blob"``;
+:func:`density_velocity_states` generates such data with the velocity beside the density.
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ __all__ = [
     "sample_vorticity",
     "sample_scalar",
     "sample_initial",
+    "density_velocity_states",
     "step",
     "simulate",
     "generate",
@@ -637,6 +639,67 @@ def sample_initial(
     if not with_scalar:
         return w[:, None]
     return jnp.stack([w, sample_scalar(kr, n, size=size, kind=scalar_init)], axis=1)
+
+
+@functools.lru_cache(maxsize=8)
+def _batched_simulator(n_frames: int, frame_dt: float, dt: float, scheme: str, nu: float, kappa: float):
+    p = {"nu": nu, "kappa": kappa, "forcing": FORCINGS.index("none")}
+    return jax.jit(jax.vmap(lambda y: simulate(y, p, n_frames=n_frames, frame_dt=frame_dt, dt=dt, scheme=scheme)))
+
+
+def density_velocity_states(
+    key,
+    n_sims: int,
+    n_frames: int,
+    *,
+    size: int = 32,
+    tau: float = 60.0,
+    amplitude: float = 90.0,
+    blob_width: float = 0.25,
+    nu: float = 1e-3,
+    kappa: float = 3e-3,
+    frame_dt: float = 0.1,
+    dt: float = 5e-3,
+    scheme: str = "rk4_cn",
+    chunk: int = 16,
+) -> np.ndarray:
+    """Unforced flows carrying a density blob, as ``(rho, u_x, u_y)`` frames (partially
+    observed experiments: ``rho`` observed, the velocity hidden).
+
+    The initial vorticity is ``amplitude`` times a GRF of the LEADS convention with
+    ``alpha = 2.5`` and the given ``tau`` (:func:`sample_vorticity`), projected on the 2/3
+    band; the density a ``"blob"`` of standard deviation ``blob_width``
+    (:func:`sample_scalar`). No forcing, no warm-up; solved in float64 in batches of
+    ``chunk`` (the last one padded: one compiled program), the velocity from
+    :func:`velocity_from_vorticity`. The defaults are the
+    ``hidden-ns`` experiment's data.
+
+    Args:
+        key: PRNG key (vorticity and density draws).
+        n_sims: simulations.
+        n_frames: frames after the initial one, ``frame_dt`` apart.
+        size: grid points per side.
+        tau: GRF inverse length scale of the vorticity (larger: smaller eddies).
+        amplitude: factor on the vorticity GRF.
+        blob_width: density blob standard deviation, a fraction of the domain side.
+        nu, kappa: viscosity and density diffusivity.
+        frame_dt, dt, scheme: as in :func:`simulate`.
+        chunk: simulations solved per compiled call.
+
+    Returns:
+        ``[n_sims, n_frames + 1, 3, size, size]`` float32 states ``(rho, u_x, u_y)``.
+    """
+    kw, kr = jax.random.split(key)
+    sim = _batched_simulator(int(n_frames), float(frame_dt), float(dt), scheme, float(nu), float(kappa))
+    with jax.enable_x64(True):
+        w = dealias(sample_vorticity(kw, n_sims, size=size, tau=tau) * amplitude)
+        rho = sample_scalar(kr, n_sims, size=size, kind="blob", blob_width=blob_width)
+        y0 = jnp.stack([w, rho], axis=1)
+        chunk = min(chunk, n_sims)
+        y0 = jnp.concatenate([y0, jnp.repeat(y0[-1:], -n_sims % chunk, axis=0)])  # equal chunks: one compile
+        ys = np.concatenate([np.asarray(sim(y0[i:i + chunk])) for i in range(0, n_sims, chunk)])[:n_sims]
+        u = np.asarray(velocity_from_vorticity(ys[:, :, 0]))
+    return np.concatenate([ys[:, :, 1:2], u], axis=2).astype(np.float32)
 
 
 # -- datasets ---------------------------------------------------------------------------------------

@@ -1,38 +1,43 @@
-"""`hidden-ns` end to end at a tiny monkeypatched size: outputs, rows and checks are written."""
+"""`hidden-ns`: config validation and a tiny end-to-end run (rows, thesis references, checks, figure)."""
 
-import json
+import dataclasses
 
 import pytest
 
-from dynajax.experiments import hidden_ns, reproduce
+from dynajax.experiments import hidden_ns
+from dynajax.experiments.results import status
+
+
+def test_config_rejects_impossible_settings():
+    for bad, match in (({"models": ("setting3",)}, "models"), ({"models": ("pkni",)}, "models"), ({"horizons": (10, 5)}, "horizons"),
+                       ({"T": 30}, "train_frames"), ({"grid": 36}, "grid"), ({"batch": 10**6}, "batch"),
+                       ({"curriculum": ((0.5, 1.0),)}, "curriculum"), ({"restr_seqs": 100}, "restr_seqs")):
+        with pytest.raises(ValueError, match=match):
+            dataclasses.replace(hidden_ns.QUICK, **bad)
+
+
+def test_thesis_references_follow_the_horizons():
+    assert hidden_ns.thesis_refs("setting2", (5, 50)) == {"rel_err_h5": 0.118, "rel_err_h50": 0.483,
+                                                          "cos_h5": 0.798, "cos_h50": 0.483}
+    assert hidden_ns.thesis_refs("setting1", (2, 10)) == {"rel_err_h10": 0.243}  # no cosine in Table 2.1
 
 
 @pytest.mark.slow
-def test_hidden_ns_tiny_run(tmp_path, monkeypatch):
-    tiny = dict(hidden_ns.SIZES["quick"], n_train=2, n_val=2, n_test=2, train_frames=5, width=4, n_down=1,
-                n_blocks=1, T=2, substeps=1, batch=2, steps=2, val_every=1, horizon=5, models=("setting2",))
-    monkeypatch.setitem(hidden_ns.SIZES, "quick", tiny)
-    monkeypatch.setattr(hidden_ns, "HORIZONS", (1, 2, 5))
-    m = reproduce("hidden-ns", scale="quick", seeds=1, out=tmp_path)
-    out = tmp_path / "hidden-ns"
-    assert json.loads((out / "metrics.json").read_text())["experiment"] == "hidden-ns"
-    rows = {r["method"]: r for r in m["rows"]}
-    s2 = rows["Ours, Setting 2 (X0 given)"]
-    assert s2["reference"]["rel_err_h1"] == 0.118 and s2["reference"]["cos_h1"] == 0.798  # T=5 refs
+def test_hidden_ns_tiny_run(tmp_path):
+    cfg = dataclasses.replace(hidden_ns.DEMO, n_train=2, n_val=1, n_test=2, train_frames=5, width=4, T=2, batch=2,
+                              steps=2, val_every=1, horizons=(1, 2, 5), models=("setting2", "setting1", "pkni"),
+                              est_width=4, restr_seqs=2, restr_steps=2)
+    res = hidden_ns.run(cfg, (3,), tmp_path)
+    rows = {r.method: r.to_json() for r in res.rows}
+    assert rows["Ours, Setting 2 (X0 given)"]["reference"] == {"rel_err_h5": 0.118, "cos_h5": 0.798}
     pers = rows["Persistence (rho; velocity frozen)"]["metrics"]
     # persistence errors grow with the horizon (the flow moves the density), cosines decay
     assert 0 < pers["rel_err_h1"]["mean"] < pers["rel_err_h5"]["mean"]
     assert 1 > pers["cos_h1"]["mean"] > pers["cos_h5"]["mean"]
-    names = {c["name"] for c in m["checks"]}
-    assert any("beats persistence" in n for n in names)
-    assert (out / "hidden_ns_rollout.png").stat().st_size > 10_000
-
-
-def test_curriculum_stages_cover_the_steps_and_end_at_the_full_horizon():
-    stages = hidden_ns.curriculum_stages(8, 401, ((0.25, 0.3), (0.5, 0.3), (1.0, 0.4)))
-    assert [h for h, _ in stages] == [2, 4, 8]
-    assert sum(n for _, n in stages) == 401 and stages[0][1] == round(0.3 * 401)
-    assert hidden_ns.curriculum_stages(6, 10) == [(6, 10)]  # default: the full horizon throughout
-    for bad in (((0.5, 1.0),), ((1.0, 0.5),), ((0.5, 0.0), (1.0, 1.0)), ((2.0, 0.5), (1.0, 0.5))):
-        with pytest.raises(ValueError, match="curriculum"):
-            hidden_ns.curriculum_stages(8, 100, bad)
+    assert "cos_h5" in rows["Ours, Setting 1 restructured (2 sequences)"]["metrics"]
+    assert rows["PKnI"]["reference"] == {"rel_err_h5": 0.194, "cos_h5": 0.243}
+    bands = [c for c in res.checks if c.kind == "band"]
+    assert {c.reference for c in bands} >= {0.118, 0.798, 0.152, 0.192, 0.582}
+    assert any("PKnI" in c.name for c in res.checks)
+    assert status(res.checks) in ("reproduced", "trend", "not reproduced")
+    assert (tmp_path / "hidden_ns_rollout.png").stat().st_size > 10_000
