@@ -46,15 +46,7 @@ class Experiment:
 _REGISTRY: dict[str, Experiment] = {}
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class _LegacyConfig(ExperimentConfig):
-    """TRANSITION ONLY: a module not yet converted to a typed config (removed once all are)."""
-
-    scale: str = "quick"
-
-
-def register(name: str, description: str, *, configs: Mapping[str, ExperimentConfig] | None = None,
-             quick_suite: bool = True, default_seeds: int = 3):
+def register(name: str, description: str, *, configs: Mapping[str, ExperimentConfig], quick_suite: bool = True):
     """Decorator registering ``run(config, seeds, out_dir) -> Result`` under ``name``.
 
     Raises:
@@ -63,17 +55,6 @@ def register(name: str, description: str, *, configs: Mapping[str, ExperimentCon
     """
     if name in _REGISTRY:
         raise ValueError(f"experiment {name!r} is already registered")
-    if configs is None:  # TRANSITION ONLY: run(scale, n_seeds, out_dir)
-        legacy = {s: _LegacyConfig(seeds=default_seeds, scale=s) for s in ("quick", "full")}
-
-        def wrap_legacy(run):
-            def adapted(cfg, seeds, out_dir):
-                return run(cfg.scale, len(seeds), out_dir)
-
-            _REGISTRY[name] = Experiment(name, description, adapted, legacy, quick_suite)
-            return run
-
-        return wrap_legacy
     missing = {"quick", "full"} - set(configs)
     unknown = set(configs) - set(SCALES)
     if missing or unknown:

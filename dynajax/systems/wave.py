@@ -33,11 +33,9 @@ Data protocols (``generate(protocol=...)``):
     RK4 at ``dt = 1e-3`` (``solver="rk4_38"``: the code calls torchdiffeq's ``rk4``, which is
     the 3/8 rule) for ``start + n_steps`` steps. The stored sequence is ``X_{t0}, ...,
     X_{t0 + 25 dt}`` (``n_steps = 25``, 26 frames) with ``t0 = start * dt``. The thesis does
-    not say which ``t0``; the default ``start = 0`` (``X_{t0}`` is the Gaussian at rest)
-    reproduces the published True-PDE error: ln MSE ``-4.75`` on the default test split
-    (``-4.82``, ``-4.74`` with seeds 1, 2; ``-4.67`` with random centres) against the
-    reported ``-4.66 +- 0.30`` and the spec's ``-4.84`` / ``-4.55``. Later starts drift
-    away from it (``start = 25``: ``-4.08``; ``100``: ``-4.09``; ``275``: ``-3.19``).
+    not say which ``t0``; the default ``start = 0`` (``X_{t0}`` is the Gaussian at rest) is
+    the start whose true-PDE rollout error matches the physics-only row of Table 3.4 (Ayed
+    2022); later starts drift away from it (the ``systems-calibration`` record measures it).
 ``"code"``: **one** long simulation per split (one initial condition) of ``n_traj +
     n_steps`` frames, cut into ``n_traj`` sliding windows ``X_i, ..., X_{i + n_steps}``
     (the code's 25-frame windows are ``n_steps = 24``, the default for this protocol;
