@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
-from dynajax import _fixed_step, _unroll
+from dynajax import _fixed_step, _unroll, _validate
 from dynajax._fixed_step import tableau_of
 
 __all__ = ["RK4", "RK4_38", "SOLVERS", "integrate", "solver_order", "get_solver"]
@@ -112,10 +112,6 @@ def solver_order(solver: str | diffrax.AbstractSolver) -> int:
     return int(solver.order(None))
 
 
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
 def _check_y0(y0) -> None:
     leaves = jax.tree_util.tree_leaves(y0)
     if not leaves:
@@ -123,20 +119,13 @@ def _check_y0(y0) -> None:
     for leaf in leaves:
         if not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
             raise ValueError(f"y0 must hold floating-point arrays, got dtype {jnp.result_type(leaf)}")
-        # numpy, not jnp: under jit, jnp ops on a concrete (closed-over) y0 give tracers.
-        if _is_concrete(leaf) and not np.all(np.isfinite(np.asarray(leaf))):
-            raise ValueError("y0 contains NaN or inf values")
+        _validate.finite(leaf, "y0", traced=False)
 
 
-def _check_ts(ts) -> None:
+def _check_ts(ts):
     if jnp.ndim(ts) != 1 or jnp.shape(ts)[0] < 1:
         raise ValueError(f"ts must be a 1-D array of save times, got shape {jnp.shape(ts)}")
-    if _is_concrete(ts):
-        ts_np = np.asarray(ts)
-        if not np.all(np.isfinite(ts_np)):
-            raise ValueError("ts contains NaN or inf values")
-        if ts_np.shape[0] > 1 and not np.all(np.diff(ts_np) > 0):
-            raise ValueError("ts must be strictly increasing")
+    return _validate.strictly_increasing(ts, "ts")
 
 
 def _check_field(f, t0, y0, args) -> None:
@@ -164,7 +153,7 @@ def _uniform_grid(solver, ts_host, t0, dt0, adaptive, adjoint) -> tuple[float, i
         return "it needs fixed steps (dt0, no rtol/atol) and adjoint='discretize'"
     if tableau_of(solver) is None:
         return f"{type(solver).__name__} is not an explicit Runge-Kutta method"
-    if ts_host is None or not (_is_concrete(t0) and _is_concrete(dt0)):
+    if ts_host is None or not (_validate.is_concrete(t0) and _validate.is_concrete(dt0)):
         return _TRACED_GRID
     ts_np = ts_host.astype(np.float64)
     if ts_np.shape[0] < 2 or float(t0) != ts_np[0]:
@@ -204,13 +193,18 @@ def integrate(
         ts: save times, shape ``[n_save]``, strictly increasing.
         solver: a name in :data:`SOLVERS` (``euler``, ``midpoint``, ``heun``, ``rk4``,
             ``rk4_38``, ``tsit5``, ``dopri5``, ``dopri8``) or a diffrax solver.
-        dt0: fixed step size (``> 0``). With ``rtol``/``atol`` it is the first adaptive step.
-        rtol, atol: tolerances of adaptive stepping (solvers with an error estimate only).
+        dt0: fixed step size (``> 0``, finite). With ``rtol``/``atol`` it is the first
+            adaptive step.
+        rtol, atol: tolerances of adaptive stepping (solvers with an error estimate only):
+            ``rtol > 0``, ``atol >= 0``; the one not given defaults to ``1e-6``.
         args: passed through to ``f``.
-        t0: initial time; defaults to ``ts[0]``.
+        t0: initial time (finite, at most ``ts[0]``); defaults to ``ts[0]``.
         adjoint: ``"discretize"`` (backpropagate through the solver steps, with recursive
             checkpointing) or ``"backsolve"`` (continuous adjoint, solved backwards).
-        max_steps: step budget; for fixed steps it defaults to the exact step count.
+        max_steps: step budget (an int ``>= 1``). For fixed steps on a concrete grid it
+            defaults to the exact step count from ``t0`` to ``ts[-1]``, and a smaller
+            budget is refused; otherwise diffrax stops with an error when it is spent
+            (16384 steps by default).
         backend: ``"auto"``, ``"diffrax"`` or ``"scan"``. ``"scan"`` runs fixed steps of
             an explicit Runge-Kutta tableau as a nested ``lax.scan``: the same scheme as
             diffrax, without its per-step bookkeeping (2-3x faster for small fields on
@@ -226,37 +220,53 @@ def integrate(
         ``ys``, the pytree of ``y0`` with a leading axis ``[n_save]``.
 
     Raises:
-        ValueError: unknown solver or adjoint, non-positive ``dt0``, neither ``dt0`` nor
-            tolerances, tolerances on a solver with no error estimate, malformed ``ts``,
-            NaN in ``y0``, a field whose output does not match ``y0``, or
-            ``backend="scan"`` where its conditions do not hold.
+        ValueError: unknown solver, adjoint or backend; ``dt0``, ``rtol`` or ``atol`` not
+            positive (``atol``: non-negative) and finite; ``max_steps`` below 1 or below
+            the fixed step count; neither ``dt0`` nor tolerances; tolerances on a solver
+            with no error estimate; malformed ``ts`` or ``t0``; NaN in ``y0``; a field
+            whose output does not match ``y0``; or ``backend="scan"`` where its conditions
+            do not hold. Traced ``dt0``, ``rtol``, ``atol``, ``ts`` and ``t0`` (under
+            ``jit``) are checked when the program runs, by ``equinox.error_if``, with
+            the same messages.
 
     Note:
         ``adjoint="backsolve"`` differentiates with respect to ``y0`` and ``args`` only:
         pass trainable parameters through ``args`` (``f(t, y, params)``), not as a closure.
     """
     diffrax_solver = get_solver(solver)
-    if adjoint not in _ADJOINTS:
-        raise ValueError(f"unknown adjoint {adjoint!r}; allowed: {', '.join(_ADJOINTS)}")
+    _validate.choice(adjoint, "adjoint", _ADJOINTS)
+    _validate.choice(backend, "backend", _BACKENDS)
     _check_y0(y0)
     _unroll.check(unroll)
     # Keep a host copy of concrete save times: under jit, even jnp.asarray(numpy_ts) is
     # traced, and the checks and the fixed-grid fast path need the values.
     ts_host = None if isinstance(ts, jax.core.Tracer) else np.asarray(ts)
     ts = jnp.asarray(ts)
-    _check_ts(ts if ts_host is None else ts_host)
+    if ts_host is None:
+        ts = _check_ts(ts)
+    else:
+        _check_ts(ts_host)
     if t0 is None:  # through numpy when concrete: under jit, ts[0] would be a tracer
         t0 = ts[0] if ts_host is None else ts_host[0].astype(ts.dtype)
+    else:
+        t0 = _validate.finite(t0, "t0")
     # Read ts through numpy: under jit, indexing even a concrete ts gives a tracer.
-    if _is_concrete(t0) and ts_host is not None and float(t0) > float(ts_host[0]):
-        raise ValueError(
-            f"t0={float(t0)} must not exceed the first save time {float(ts_host[0])}"
+    if _validate.is_concrete(t0) and ts_host is not None:
+        if float(t0) > float(ts_host[0]):
+            raise ValueError(
+                f"t0={float(t0)} must not exceed the first save time {float(ts_host[0])}"
+            )
+    else:
+        t0 = _validate.traced_check(
+            t0, t0 > ts[0], "t0 must not exceed the first save time ts[0]"
         )
     _check_field(f, t0, y0, args)
 
     adaptive = rtol is not None or atol is not None
-    if dt0 is not None and _is_concrete(dt0) and not float(dt0) > 0:
-        raise ValueError(f"dt0 must be positive (integration runs forward in time), got {dt0}")
+    if dt0 is not None:
+        dt0 = _validate.positive(dt0, "dt0", what=" (integration runs forward in time)")
+    if max_steps is not None:
+        max_steps = _validate.integer(max_steps, "max_steps")
     if adaptive:
         fixed_only = tuple(cls for cls, _, has_error in SOLVERS.values() if not has_error)
         if isinstance(diffrax_solver, fixed_only):
@@ -265,23 +275,28 @@ def integrate(
                 "give dt0 for fixed steps or pick one of "
                 + ", ".join(k for k, v in SOLVERS.items() if v[2])
             )
-        controller = diffrax.PIDController(
-            rtol=1e-6 if rtol is None else rtol, atol=1e-6 if atol is None else atol
-        )
+        rtol = 1e-6 if rtol is None else _validate.positive(rtol, "rtol")
+        atol = 1e-6 if atol is None else _validate.positive(atol, "atol", strict=False)
+        controller = diffrax.PIDController(rtol=rtol, atol=atol)
         max_steps = 16_384 if max_steps is None else max_steps
     else:
         if dt0 is None:
             raise ValueError("give dt0 for fixed steps, or rtol/atol for adaptive steps")
         controller = diffrax.ConstantStepSize()
-        if max_steps is None:
-            if ts_host is not None and _is_concrete(t0) and _is_concrete(dt0):
-                span = float(ts_host[-1]) - float(t0)
-                max_steps = max(1, math.ceil(span / float(dt0) * (1 + 1e-9)) + 1)
-            else:
-                max_steps = 16_384
+        if ts_host is not None and _validate.is_concrete(t0) and _validate.is_concrete(dt0):
+            ratio = (float(ts_host[-1]) - float(t0)) / float(dt0)
+            needed = max(1, math.ceil(ratio * (1 - 1e-9)))
+            if max_steps is not None and max_steps < needed:
+                raise ValueError(
+                    f"max_steps={max_steps} is fewer than the {needed} fixed steps of "
+                    f"dt0={float(dt0):g} from t0={float(t0):g} to ts[-1]={float(ts_host[-1]):g}; "
+                    "raise max_steps or dt0"
+                )
+            # one step more than the exact count: rounding may leave a sliver step at the end
+            max_steps = max(max_steps or 0, math.ceil(ratio * (1 + 1e-9)) + 1)
+        elif max_steps is None:
+            max_steps = 16_384
 
-    if backend not in _BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; allowed: {', '.join(_BACKENDS)}")
     if backend != "diffrax":
         grid = _uniform_grid(diffrax_solver, ts_host, t0, dt0, adaptive, adjoint)
         if isinstance(grid, str):

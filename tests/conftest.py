@@ -1,7 +1,30 @@
 """Shared fixtures for the dynajax and gantk tests."""
 
+import os
+
 import jax
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests (hypothesis): a small, derandomised run by default so that `make test`
+# stays fast and reproducible; DYNAJAX_HYPOTHESIS_PROFILE=slow draws many more examples
+# at random. No example database is written into the work tree.
+settings.register_profile(
+    "dynajax",
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "slow",
+    max_examples=300,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("DYNAJAX_HYPOTHESIS_PROFILE", "dynajax"))
 
 
 @pytest.fixture

@@ -9,8 +9,10 @@ is seen as a discrete flow. The functions here take arrays:
 
 All are pure ``jnp`` (jit/vmap/grad friendly) except :func:`optimality_gap`, which solves an
 exact assignment on the host (see :func:`dynajax.transport.ot.exact_ot_plan`) and is meant
-for small clouds (up to a few thousand points). Inputs are validated as in
-:mod:`dynajax.transport.ot` (``ValueError`` on empty, mismatched or NaN inputs).
+for small clouds (up to a few thousand points). Inputs go through :mod:`dynajax._validate`
+(``ValueError`` on empty, mismatched or NaN inputs, non-positive ``dt``, ``n_blocks < 1``).
+Square roots take the subgradient 0 at 0 (:mod:`dynajax._numerics`), so the distances
+have finite gradients where they vanish.
 """
 
 from __future__ import annotations
@@ -22,13 +24,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from dynajax.transport.ot import (
-    _check_finite,
-    _check_pair,
-    _check_points,
-    _exact_plan,
-    _sqdist,
-)
+from dynajax import _validate
+from dynajax._numerics import safe_sqrt
+from dynajax.transport.ot import _exact_plan, _sqdist
 
 __all__ = [
     "OptimalityGap",
@@ -49,22 +47,21 @@ def _check_flow(
             "pass exactly one of states [K+1, n, d] or residuals [K, n, d]"
         )
     if states is not None:
-        s = jnp.asarray(states)
+        s = _validate.floating(states)
         if s.ndim != 3:
             raise ValueError(f"states must have shape [K+1, n, d]; got {s.shape}")
         if s.shape[0] < 2 or s.shape[1] == 0 or s.shape[2] == 0:
             raise ValueError(
                 f"states need K+1 >= 2 steps and a non-empty cloud; got {s.shape}"
             )
-        _check_finite(s, "states")
+        s = _validate.finite(s, "states", traced=False)
         return s[1:] - s[:-1]
-    r = jnp.asarray(residuals)
+    r = _validate.floating(residuals)
     if r.ndim != 3:
         raise ValueError(f"residuals must have shape [K, n, d]; got {r.shape}")
     if 0 in r.shape:
         raise ValueError(f"residuals are empty: shape {r.shape}")
-    _check_finite(r, "residuals")
-    return r
+    return _validate.finite(r, "residuals", traced=False)
 
 
 def transport_cost(
@@ -79,7 +76,7 @@ def transport_cost(
     Returns:
         Scalar cost (squared units).
     """
-    x, tx = _check_pair(x, tx, same_n=True)
+    x, tx = _validate.pair(x, tx, same_n=True, names=("x", "tx"))
     return jnp.mean(jnp.sum((tx - x) ** 2, axis=-1))
 
 
@@ -104,10 +101,7 @@ def kinetic_energy(
         Scalar kinetic energy (squared units per unit time).
     """
     r = _check_flow(states, residuals)
-    if dt is None:
-        dt = 1.0 / r.shape[0]
-    elif not dt > 0:
-        raise ValueError(f"dt must be positive; got {dt}")
+    dt = 1.0 / r.shape[0] if dt is None else _validate.positive(dt, "dt")
     return jnp.sum(jnp.mean(jnp.sum(r**2, axis=-1), axis=-1)) / dt
 
 
@@ -155,9 +149,9 @@ def monge_map_distance(
     Returns:
         Scalar distance (units of the points).
     """
-    tx, ref_tx = _check_pair(tx, ref_tx, same_n=True)
+    tx, ref_tx = _validate.pair(tx, ref_tx, same_n=True, names=("tx", "ref_tx"))
     msd = jnp.mean(jnp.sum((tx - ref_tx) ** 2, axis=-1))
-    return msd if squared else jnp.sqrt(msd)
+    return msd if squared else safe_sqrt(msd)
 
 
 class OptimalityGap(NamedTuple):
@@ -197,7 +191,7 @@ def optimality_gap(
         An :class:`OptimalityGap`. If ``T`` is the identity (zero cost) the ratio is
         ``NaN`` (0/0).
     """
-    x, tx = _check_pair(x, tx, same_n=True)
+    x, tx = _validate.pair(x, tx, same_n=True, names=("x", "tx"))
     n = x.shape[0]
     plan = _exact_plan(x, tx, None, None)
     w2 = jnp.sum(plan * _sqdist(x, tx))
@@ -234,13 +228,11 @@ def inverse_error(
     Returns:
         Scalar root-mean-square reconstruction error (units of the points).
     """
-    x = _check_points(x, "x")
-    if n_blocks < 1:
-        raise ValueError(f"n_blocks must be >= 1; got {n_blocks}")
-    if dt is None:
-        dt = 1.0 / n_blocks
-    elif not dt > 0:
-        raise ValueError(f"dt must be positive; got {dt}")
+    x = _validate.points(x, "x")
+    n_blocks = _validate.integer(n_blocks, "n_blocks")
+    dt = 1.0 / n_blocks if dt is None else _validate.positive(dt, "dt")
+    if not callable(velocity):
+        raise TypeError(f"velocity must be a function velocity(k, points), got {type(velocity).__name__}")
     ks = jnp.arange(n_blocks)
 
     def fwd(z, k):
@@ -251,4 +243,4 @@ def inverse_error(
 
     tx, _ = jax.lax.scan(fwd, x, ks)
     sx, _ = jax.lax.scan(bwd, tx, ks[::-1])
-    return jnp.sqrt(jnp.mean(jnp.sum((sx - x) ** 2, axis=-1)))
+    return safe_sqrt(jnp.mean(jnp.sum((sx - x) ** 2, axis=-1)))

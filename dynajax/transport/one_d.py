@@ -20,8 +20,11 @@ Conventions
 -----------
 * Every function returns the transport *cost* ``W_p^p`` (no ``p``-th root), as POT's
   ``ot.wasserstein_1d`` / ``ot.lp.wasserstein_circle`` do.
-* Weights are optional (uniform by default) and must be non-negative; they are
-  normalised to sum to one.
+* Weights are optional (uniform by default) and must be non-negative with a positive sum;
+  they are normalised to sum to one. ``p >= 1``.
+* Inputs go through :mod:`dynajax._validate` (``ValueError`` naming the argument); the
+  private ``_``-prefixed cores behind the public functions take validated inputs (the
+  sliced distances validate once and call them per slice).
 * The circle is ``S^1 ~ [0, 1)`` with the geodesic distance
   ``d(x, y) = min(|x - y|, 1 - |x - y|)`` (circumference one, POT's convention);
   locations are taken modulo one. Multiply a cost by ``(2 pi)^p`` for radians.
@@ -29,12 +32,15 @@ Conventions
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from dynajax import _validate
 
 __all__ = [
     "argsort",
@@ -60,6 +66,26 @@ def host_kernels_enabled() -> bool:
     if mode == "auto":
         return jax.default_backend() == "cpu"
     return mode == "1"
+
+
+def _compiled(fn, static: tuple[str, ...] = ()):
+    """``fn`` compiled once per shape (and value of the ``static`` keyword arguments).
+
+    Called eagerly, the public functions here would compile each of their small operations
+    per shape, and their loops at every call. The :func:`host_kernels_enabled` switch, read
+    at trace time, is part of the cache key.
+    """
+
+    @functools.partial(jax.jit, static_argnames=("host", *static))
+    def run(*args, host, **kwargs):
+        del host
+        return fn(*args, **kwargs)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        return run(*args, host=host_kernels_enabled(), **kwargs)
+
+    return call
 
 
 def _np_sort(a):
@@ -130,6 +156,19 @@ def _check_1d(u, v):
         raise ValueError("empty measure: at least one location is needed on each side")
 
 
+def _check_measures(u, v, u_weights, v_weights):
+    """Validated ``u [n]``, ``v [m]`` (common floating dtype, at least float32) and weights."""
+    u = _validate.floating(u)
+    v = _validate.floating(v)
+    _check_1d(u, v)
+    u = _validate.finite(u, "u", traced=False)
+    v = _validate.finite(v, "v", traced=False)
+    dtype = jnp.result_type(u.dtype, v.dtype, jnp.float32)
+    u_weights = _validate.weights(u_weights, u.shape[0], "u_weights", dtype, normalised=False)
+    v_weights = _validate.weights(v_weights, v.shape[0], "v_weights", dtype, normalised=False)
+    return u.astype(dtype), v.astype(dtype), u_weights, v_weights
+
+
 def wasserstein_1d(u, v, u_weights=None, v_weights=None, p: float = 2.0):
     """``W_p^p`` between two discrete measures on the real line (exact, quantile formula).
 
@@ -143,9 +182,12 @@ def wasserstein_1d(u, v, u_weights=None, v_weights=None, p: float = 2.0):
     Returns:
       scalar ``W_p^p`` (no root).
     """
-    u = jnp.asarray(u)
-    v = jnp.asarray(v)
-    _check_1d(u, v)
+    u, v, u_weights, v_weights = _check_measures(u, v, u_weights, v_weights)
+    p = _validate.exponent(p)
+    return _WASSERSTEIN_1D(u, v, u_weights, v_weights, p)
+
+
+def _wasserstein_1d(u, v, u_weights, v_weights, p):
     dtype = jnp.result_type(u.dtype, v.dtype, jnp.float32)
     u = u.astype(dtype)
     v = v.astype(dtype)
@@ -180,7 +222,8 @@ def circle_angle(c, s):
     """Coordinate in ``[0, 1)`` of the direction ``(c, s)`` (any radius; POT's convention).
 
     ``t = ((pi + atan2(-s, -c)) / (2 pi)) mod 1``: the angle from ``(1, 0)`` over ``2 pi``.
-    ``c`` and ``s`` have the same shape. The JVP is ``(c ds - s dc) / (2 pi (c^2 + s^2))``.
+    ``c`` and ``s`` have the same shape. The JVP is ``(c ds - s dc) / (2 pi (c^2 + s^2))``,
+    and ``0`` at ``c = s = 0``, where the angle is undefined.
     """
     c, s = jnp.asarray(c), jnp.asarray(s)
     if not host_kernels_enabled():
@@ -194,8 +237,13 @@ def circle_angle(c, s):
 
 @circle_angle.defjvp
 def _circle_angle_jvp(primals, tangents):
+    # At the origin (a point orthogonal to a slicing plane) the angle is undefined: its
+    # tangent is taken as 0 there (double where: no 0/0 even in the discarded branch).
     (c, s), (dc, ds) = primals, tangents
-    return circle_angle(c, s), (c * ds - s * dc) / (2 * jnp.pi * (c**2 + s**2))
+    r2 = c**2 + s**2
+    pos = r2 > 0
+    dt = jnp.where(pos, (c * ds - s * dc) / (2 * jnp.pi * jnp.where(pos, r2, 1.0)), 0.0)
+    return circle_angle(c, s), dt
 
 
 def circle_coordinates(z):
@@ -204,13 +252,15 @@ def circle_coordinates(z):
     ``t = (pi + atan2(-z_2, -z_1)) / (2 pi)``: the angle of ``z`` measured from ``(1, 0)``,
     divided by ``2 pi`` (:func:`circle_angle`).
     """
+    z = _validate.floating(z)
+    if z.ndim < 1 or z.shape[-1] != 2:
+        raise ValueError(f"z must have shape [..., 2] (points of the plane); got {z.shape}")
     return circle_angle(z[..., 0], z[..., 1])
 
 
 def _circle_prep(u, v, u_weights, v_weights):
     u = jnp.asarray(u)
     v = jnp.asarray(v)
-    _check_1d(u, v)
     dtype = jnp.result_type(u.dtype, v.dtype, jnp.float32)
     u = u.astype(dtype) % 1.0
     v = v.astype(dtype) % 1.0
@@ -267,8 +317,16 @@ def wasserstein_circle(
     Uniform weights and equal sizes (``n == m``, no weights passed) take an exact path with
     no tolerance: the cost is piecewise linear in ``theta`` with breakpoints on ``Z / n`` (see
     :func:`_circle_uniform_equal`), so the minimum is a cyclic matching of the sorted samples,
-    found by a binary search over ``2n + 1`` integer shifts; ``n_iter`` is then unused.
+    found by a binary search over ``2n + 1`` integer shifts; ``n_iter`` (``>= 1``) is then
+    unused.
     """
+    u, v, u_weights, v_weights = _check_measures(u, v, u_weights, v_weights)
+    p = _validate.exponent(p)
+    n_iter = _validate.integer(n_iter, "n_iter")
+    return _WASSERSTEIN_CIRCLE(u, v, u_weights, v_weights, p, n_iter=n_iter)
+
+
+def _wasserstein_circle(u, v, u_weights, v_weights, p, n_iter=45):
     if u_weights is None and v_weights is None and jnp.shape(u) == jnp.shape(v):
         u, v, _, _, _ = _circle_prep(u, v, None, None)
         return _circle_uniform_equal(sort(u), sort(v), p)
@@ -351,6 +409,11 @@ def wasserstein1_circle(u, v, u_weights=None, v_weights=None):
     Rabin, Delon & Gousseau 2011), where ``LevMed`` is the median of ``F_u - F_v`` under the
     uniform measure on ``[0, 1)``. Exact, no iteration.
     """
+    u, v, u_weights, v_weights = _check_measures(u, v, u_weights, v_weights)
+    return _WASSERSTEIN1_CIRCLE(u, v, u_weights, v_weights)
+
+
+def _wasserstein1_circle(u, v, u_weights, v_weights):
     u, v, a, b, _ = _circle_prep(u, v, u_weights, v_weights)
     x = jnp.concatenate([u, v])
     w = jnp.concatenate([a, -b])
@@ -375,8 +438,12 @@ def wasserstein2_unif_circle(u, u_weights=None):
     ``semidiscrete_wasserstein2_unif_circle``), with ``x`` sorted and ``alpha`` their weights:
     ``sum a x^2 - (sum a x)^2 + sum a x (1 - a - 2 sum_{k<i} a_k) + 1/12``.
     """
+    u, _, u_weights, _ = _check_measures(u, u, u_weights, None)
+    return _WASSERSTEIN2_UNIF_CIRCLE(u, u_weights)
+
+
+def _wasserstein2_unif_circle(u, u_weights):
     u = jnp.asarray(u)
-    _check_1d(u, u)
     dtype = jnp.result_type(u.dtype, jnp.float32)
     u = u.astype(dtype) % 1.0
     a = _weights(u_weights, u.shape[0], dtype)
@@ -391,3 +458,10 @@ def wasserstein2_unif_circle(u, u_weights=None):
         + jnp.sum(a * x * (1.0 - a - 2.0 * before))
         + 1.0 / 12.0
     )
+
+
+# the public functions' compiled cores (see _compiled)
+_WASSERSTEIN_1D = _compiled(_wasserstein_1d)
+_WASSERSTEIN_CIRCLE = _compiled(_wasserstein_circle, ("n_iter",))
+_WASSERSTEIN1_CIRCLE = _compiled(_wasserstein1_circle)
+_WASSERSTEIN2_UNIF_CIRCLE = _compiled(_wasserstein2_unif_circle)

@@ -19,23 +19,34 @@ Root convention (the ``p``-th root is chosen by name):
   The unrooted form is smooth at zero and is the one to use as a loss.
 * Spherical slices use circle coordinates in ``[0, 1)`` (circumference one, POT's convention),
   so spherical costs are POT's; multiply ``SSW_p^p`` by ``(2 pi)^p`` for radians.
+
+Gradients at degenerate points: the rooted ``*_distance`` forms take the subgradient 0 where
+the distance is 0 (coinciding clouds: a minimum), and a point orthogonal to a spherical
+slicing plane (whose projection on the circle is undefined) contributes a zero gradient
+through that slice (:mod:`dynajax._numerics`).
+
+Inputs go through :mod:`dynajax._validate`: ``ValueError`` naming the argument for
+``p < 1``, ``n_proj < 1``, negative or all-zero weights, NaN/inf points or projections,
+empty or mismatched clouds, points off the sphere for the spherical distances.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from dynajax import _validate
+from dynajax._numerics import safe_root
 from dynajax.transport.one_d import (
     _circle_uniform_equal,
+    _compiled,
+    _wasserstein1_circle,
+    _wasserstein2_unif_circle,
+    _wasserstein_1d,
+    _wasserstein_circle,
     circle_angle,
     host_kernels_enabled,
     sort,
-    wasserstein1_circle,
-    wasserstein2_unif_circle,
-    wasserstein_1d,
-    wasserstein_circle,
 )
 
 __all__ = [
@@ -59,6 +70,8 @@ SPHERE_TOL = 1e-4
 # ---------------------------------------------------------------------------------------------
 def random_directions(key, n_proj: int, d: int, dtype=jnp.float32):
     """``n_proj`` directions uniform on ``S^{d-1}``, shape ``[n_proj, d]``."""
+    n_proj = _validate.integer(n_proj, "n_proj")
+    d = _validate.integer(d, "d")
     z = jax.random.normal(key, (n_proj, d), dtype)
     return z / jnp.linalg.norm(z, axis=-1, keepdims=True)
 
@@ -69,6 +82,8 @@ def random_stiefel(key, n_proj: int, d: int, dtype=jnp.float32):
     QR of Gaussian ``d x 2`` matrices with the signs of ``R``'s diagonal fixed, so the law is
     exactly uniform (Haar).
     """
+    n_proj = _validate.integer(n_proj, "n_proj")
+    d = _validate.integer(d, "d")
     if d < 2:
         raise ValueError(f"spherical slices need d >= 2, got d={d}")
     z = jax.random.normal(key, (n_proj, d, 2), dtype)
@@ -78,91 +93,61 @@ def random_stiefel(key, n_proj: int, d: int, dtype=jnp.float32):
     return q * s[:, None, :]
 
 
-def _concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
+def _check_cloud(x, w, name: str, wname: str, sphere: bool = False):
+    x = _validate.points(x, name)
+    if sphere:
+        x = _validate.unit_norm(x, name, SPHERE_TOL)
+    dtype = jnp.result_type(x.dtype, jnp.float32)
+    w = _validate.weights(w, x.shape[0], wname, dtype, normalised=False)
+    return x.astype(dtype), w
 
 
-def _check_cloud(x, w, name: str, sphere: bool = False):
-    # Value checks read concrete inputs through numpy: under jit, jnp ops even on a
-    # closed-over concrete array give tracers. Traced inputs get the shape checks only.
-    if _concrete(x) and _concrete(w):
-        _check_values(np.asarray(x), None if w is None else np.asarray(w), name, sphere)
-    x = jnp.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"{name}: expected points of shape [n, d], got {x.shape}")
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"{name}: empty measure, shape {x.shape}")
-    if w is not None:
-        w = jnp.asarray(w)
-        if w.shape != (x.shape[0],):
-            raise ValueError(
-                f"{name}: weights of shape {w.shape} for {x.shape[0]} points"
-            )
-    return x, w
-
-
-def _check_values(x: np.ndarray, w: np.ndarray | None, name: str, sphere: bool) -> None:
-    if x.size and not np.all(np.isfinite(x)):
-        raise ValueError(f"{name}: points contain NaN or inf")
-    if sphere and x.ndim == 2 and x.size:
-        dev = np.max(np.abs(np.sum(x.astype(np.float64) ** 2, axis=-1) - 1.0))
-        if dev > SPHERE_TOL:
-            raise ValueError(
-                f"{name}: points are not on the unit sphere (max | |x|^2 - 1 | = {dev:.3g} > {SPHERE_TOL})"
-            )
-    if w is not None and w.ndim == 1:
-        if not np.all(np.isfinite(w)):
-            raise ValueError(f"{name}: weights contain NaN or inf")
-        if np.any(w < 0):
-            raise ValueError(f"{name}: negative weights")
-        if not np.sum(w) > 0:
-            raise ValueError(f"{name}: weights sum to zero")
-
-
-def _check_pair(x, y, a, b, sphere=False, same_dim=True):
-    x, a = _check_cloud(x, a, "x", sphere)
-    y, b = _check_cloud(y, b, "y", sphere)
-    if same_dim and x.shape[1] != y.shape[1]:
+def _check_pair(x, y, a, b, p, sphere=False):
+    """Validated clouds (one dtype, at least float32), weights and exponent of a distance."""
+    x, a = _check_cloud(x, a, "x", "a", sphere)
+    y, b = _check_cloud(y, b, "y", "b", sphere)
+    if x.shape[1] != y.shape[1]:
         raise ValueError(
-            f"dimension mismatch: x has d={x.shape[1]}, y has d={y.shape[1]}"
+            f"dimension mismatch: x is {x.shape}, y is {y.shape} (the last axis is the dimension d)"
         )
-    dtype = jnp.result_type(x.dtype, y.dtype, jnp.float32)
-    return x.astype(dtype), y.astype(dtype), a, b
+    dtype = jnp.result_type(x.dtype, y.dtype)
+    # the spherical distances choose their algorithm by p, so p must be known there
+    p = _validate.exponent(p, concrete=sphere)
+    return x.astype(dtype), y.astype(dtype), a, b, p
+
+
+def _check_projections(projections, key, n_proj, shape, dtype):
+    """Explicit ``projections`` of the given trailing ``shape``, or ``key``/``n_proj``."""
+    where = ", ".join(str(k) for k in shape)
+    if projections is None:
+        if key is None:
+            raise ValueError(
+                f"pass either projections=[n_proj, {where}] or key= (with n_proj=)"
+            )
+        return None
+    projections = _validate.floating(projections, dtype).astype(dtype)
+    if projections.ndim != 1 + len(shape) or projections.shape[1:] != shape:
+        raise ValueError(
+            f"projections must have shape [n_proj, {where}], got {projections.shape}"
+        )
+    if projections.shape[0] == 0:
+        raise ValueError("projections is empty: give at least one slice")
+    return _validate.finite(projections, "projections", traced=False)
 
 
 def _directions(projections, key, n_proj, d, dtype):
-    if projections is None:
-        if key is None:
-            raise ValueError(
-                "pass either projections=[n_proj, d] or key= (with n_proj=)"
-            )
-        return random_directions(key, n_proj, d, dtype)
-    projections = jnp.asarray(projections, dtype)
-    if projections.ndim != 2 or projections.shape[1] != d:
-        raise ValueError(
-            f"projections must have shape [n_proj, {d}], got {projections.shape}"
-        )
-    return projections
+    th = _check_projections(projections, key, n_proj, (d,), dtype)
+    return random_directions(key, n_proj, d, dtype) if th is None else th
 
 
 def _planes(projections, key, n_proj, d, dtype):
-    if projections is None:
-        if key is None:
-            raise ValueError(
-                "pass either projections=[n_proj, d, 2] or key= (with n_proj=)"
-            )
-        return random_stiefel(key, n_proj, d, dtype)
-    projections = jnp.asarray(projections, dtype)
-    if projections.ndim != 3 or projections.shape[1:] != (d, 2):
-        raise ValueError(
-            f"projections must have shape [n_proj, {d}, 2], got {projections.shape}"
-        )
-    return projections
+    planes = _check_projections(projections, key, n_proj, (d, 2), dtype)
+    return random_stiefel(key, n_proj, d, dtype) if planes is None else planes
 
 
 def _projected_costs(xp, yp, a, b, p):
     """``W_p^p`` per projection; ``xp [n_proj, n]``, ``yp [n_proj, m]``."""
-    return jax.vmap(lambda u, v: wasserstein_1d(u, v, a, b, p=p))(xp, yp)
+    return jax.vmap(lambda u, v: _wasserstein_1d(u, v, a, b, p))(xp, yp)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,8 +177,12 @@ def sliced_wasserstein(
     Returns:
       The scalar ``SW_p^p``, in ``p``-th powers of the units of the points.
     """
-    x, y, a, b = _check_pair(x, y, a, b)
+    x, y, a, b, p = _check_pair(x, y, a, b, p)
     th = _directions(projections, key, n_proj, x.shape[1], x.dtype)
+    return _SW(x, y, a, b, th, p)
+
+
+def _sw(x, y, a, b, th, p):
     return jnp.mean(_projected_costs(th @ x.T, th @ y.T, a, b, p))
 
 
@@ -208,10 +197,12 @@ def sliced_wasserstein_distance(
     key=None,
     n_proj: int = 50,
 ):
-    """``SW_p = (SW_p^p)^(1/p)``: the value POT's ``ot.sliced_wasserstein_distance`` returns."""
-    return sliced_wasserstein(
-        x, y, a, b, p=p, projections=projections, key=key, n_proj=n_proj
-    ) ** (1.0 / p)
+    """``SW_p = (SW_p^p)^(1/p)``: the value POT's ``ot.sliced_wasserstein_distance`` returns.
+
+    Its gradient is the subgradient 0 where ``SW_p = 0`` (e.g. coinciding clouds).
+    """
+    cost = sliced_wasserstein(x, y, a, b, p=p, projections=projections, key=key, n_proj=n_proj)
+    return safe_root(cost, p)
 
 
 def max_sliced_wasserstein(
@@ -237,12 +228,25 @@ def max_sliced_wasserstein(
     Gradients w.r.t. the points are taken at the stop-gradient optimal direction (envelope
     theorem).
     """
-    x, y, a, b = _check_pair(x, y, a, b)
+    x, y, a, b, p = _check_pair(x, y, a, b, p)
     th = _directions(projections, key, n_proj, x.shape[1], x.dtype)
-    xs, ys = jax.lax.stop_gradient(x), jax.lax.stop_gradient(y)
+    n_steps = _validate.integer(n_steps, "n_steps", minimum=0)
+    step_size = _validate.positive(step_size, "step_size")
+    return _MAX_SW(x, y, a, b, th, p, step_size, n_steps=n_steps)
+
+
+def _max_sw(x, y, a, b, th, p, step_size, n_steps):
+    best_t = _best_direction(
+        jax.lax.stop_gradient(x), jax.lax.stop_gradient(y), a, b, th, p, step_size, n_steps
+    )
+    return _wasserstein_1d(x @ best_t, y @ best_t, a, b, p)
+
+
+def _best_direction(xs, ys, a, b, th, p, step_size, n_steps):
+    """The ascent of :func:`max_sliced_wasserstein`: the best direction seen."""
 
     def cost(t):
-        return wasserstein_1d(xs @ t, ys @ t, a, b, p=p)
+        return _wasserstein_1d(xs @ t, ys @ t, a, b, p)
 
     vals = _projected_costs(th @ xs.T, th @ ys.T, a, b, p)
     i = jnp.argmax(vals)
@@ -263,8 +267,7 @@ def max_sliced_wasserstein(
 
     t, best_t, best_v = jax.lax.fori_loop(0, n_steps, body, (t0, t0, v0))
     v_last = cost(t)
-    best_t = jax.lax.stop_gradient(jnp.where(v_last > best_v, t, best_t))
-    return wasserstein_1d(x @ best_t, y @ best_t, a, b, p=p)
+    return jax.lax.stop_gradient(jnp.where(v_last > best_v, t, best_t))
 
 
 def max_sliced_wasserstein_distance(
@@ -280,8 +283,8 @@ def max_sliced_wasserstein_distance(
     n_steps: int = 200,
     step_size: float = 0.1,
 ):
-    """``max-SW_p = (max-SW_p^p)^(1/p)`` (POT's rooted convention)."""
-    return max_sliced_wasserstein(
+    """``max-SW_p = (max-SW_p^p)^(1/p)`` (POT's rooted convention); subgradient 0 at 0."""
+    cost = max_sliced_wasserstein(
         x,
         y,
         a,
@@ -292,7 +295,8 @@ def max_sliced_wasserstein_distance(
         n_proj=n_proj,
         n_steps=n_steps,
         step_size=step_size,
-    ) ** (1.0 / p)
+    )
+    return safe_root(cost, p)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,11 +331,17 @@ def spherical_sliced_wasserstein(
     shifts of the sorted samples; ``n_iter`` unused); otherwise its golden-section search over
     the shift (``n_iter`` steps). Points must lie on the unit sphere.
     """
-    x, y, a, b = _check_pair(x, y, a, b, sphere=True)
+    x, y, a, b, p = _check_pair(x, y, a, b, p, sphere=True)
+    n_iter = _validate.integer(n_iter, "n_iter")
     U = _planes(projections, key, n_proj, x.shape[1], x.dtype)
+    return _SSW(x, y, a, b, U, p=float(p), n_iter=n_iter)
+
+
+def _ssw(x, y, a, b, U, p, n_iter):
+    """The cost of :func:`spherical_sliced_wasserstein`; ``p`` (static) picks the algorithm."""
     xc, yc = _to_circle(x, U), _to_circle(y, U)
     if p == 1:
-        costs = jax.vmap(lambda u, v: wasserstein1_circle(u, v, a, b))(xc, yc)
+        costs = jax.vmap(lambda u, v: _wasserstein1_circle(u, v, a, b))(xc, yc)
     elif a is None and b is None and x.shape[0] == y.shape[0]:
         # exact cyclic-matching path. On CPU one slice at a time, so that its bisection over
         # integer shifts runs in cache (5x faster than vmap at n = 1e5); elsewhere batched.
@@ -340,7 +350,7 @@ def spherical_sliced_wasserstein(
         costs = jax.lax.map(one, (xs, ys)) if host_kernels_enabled() else jax.vmap(one)((xs, ys))
     else:
         costs = jax.vmap(
-            lambda u, v: wasserstein_circle(u, v, a, b, p=p, n_iter=n_iter)
+            lambda u, v: _wasserstein_circle(u, v, a, b, p, n_iter)
         )(xc, yc)
     return jnp.mean(costs)
 
@@ -357,10 +367,12 @@ def spherical_sliced_wasserstein_distance(
     n_proj: int = 50,
     n_iter: int = 45,
 ):
-    """``SSW_p = (SSW_p^p)^(1/p)``: POT's ``ot.sliced_wasserstein_sphere`` value."""
-    return spherical_sliced_wasserstein(
+    """``SSW_p = (SSW_p^p)^(1/p)``: POT's ``ot.sliced_wasserstein_sphere`` value; subgradient
+    0 at 0."""
+    cost = spherical_sliced_wasserstein(
         x, y, a, b, p=p, projections=projections, key=key, n_proj=n_proj, n_iter=n_iter
-    ) ** (1.0 / p)
+    )
+    return safe_root(cost, p)
 
 
 def spherical_sliced_wasserstein_unif(
@@ -368,11 +380,10 @@ def spherical_sliced_wasserstein_unif(
 ):
     """``SSW_2^2(mu, Unif(S^{d-1}))`` in closed form per slice (no root; POT's
     ``ot.sliced_wasserstein_sphere_unif`` returns the square root)."""
-    x, a = _check_cloud(x, a, "x", sphere=True)
-    x = x.astype(jnp.result_type(x.dtype, jnp.float32))
+    x, a = _check_cloud(x, a, "x", "a", sphere=True)
     U = _planes(projections, key, n_proj, x.shape[1], x.dtype)
     xc = _to_circle(x, U)
-    return jnp.mean(jax.vmap(lambda u: wasserstein2_unif_circle(u, a))(xc))
+    return jnp.mean(jax.vmap(lambda u: _wasserstein2_unif_circle(u, a))(xc))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,8 +418,8 @@ def sliced_gromov_wasserstein(x, y, *, projections=None, key=None, n_proj: int =
     matchings are not always optimal for the 1-D quadratic assignment, so each slice is an upper
     bound on the exact 1-D GW; SGW is defined here, as in the paper's code, by this formula.
     """
-    x, _ = _check_cloud(x, None, "x")
-    y, _ = _check_cloud(y, None, "y")
+    x, _ = _check_cloud(x, None, "x", "")
+    y, _ = _check_cloud(y, None, "y", "")
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             f"sliced_gromov_wasserstein needs equal sizes (uniform weights), got {x.shape[0]} and {y.shape[0]}"
@@ -423,3 +434,9 @@ def sliced_gromov_wasserstein(x, y, *, projections=None, key=None, n_proj: int =
     c_same = jax.vmap(_gw_1d_matched)(xp, yp)
     c_anti = jax.vmap(_gw_1d_matched)(xp, yp[:, ::-1])
     return jnp.mean(jnp.minimum(c_same, c_anti))
+
+
+# the public functions' compiled cores (see one_d._compiled)
+_SW = _compiled(_sw)
+_MAX_SW = _compiled(_max_sw, ("n_steps",))
+_SSW = _compiled(_ssw, ("p", "n_iter"))
