@@ -65,7 +65,32 @@ from dynajax.transport.ot import (
     sinkhorn,
     sinkhorn_divergence,
 )
-from dynajax.transport import sphere_flow, sphere_vmf
+from dynajax.transport.hyperbolic import (
+    hyperbolic_pairwise_distance,
+    hyperbolic_wasserstein,
+    lorentz_distance,
+    lorentz_exp,
+    lorentz_log,
+    lorentz_origin,
+    lorentz_to_poincare,
+    lorentz_transport,
+    minkowski_inner,
+    mobius_add,
+    poincare_distance,
+    poincare_exp,
+    poincare_log,
+    poincare_to_lorentz,
+    project_lorentz,
+    riemannian_gradient_step,
+    wrapped_normal_log_density,
+    wrapped_normal_sample,
+)
+from dynajax.transport.hyperbolic_sliced import (
+    hyperbolic_projection,
+    hyperbolic_sliced_wasserstein,
+    hyperbolic_sliced_wasserstein_distance,
+)
+from dynajax.transport import hyperbolic, hyperbolic_sliced, sphere_flow, sphere_vmf
 from dynajax.transport.sphere_flow import flow_forward, flow_log_density, init_exp_map_flow
 from dynajax.transport.sphere_vmf import fit_vmf, sample_vmf_mixture, vmf_mixture_logpdf
 from dynajax.transport.trgl import ModuleWiseResNet, trgl_taus
@@ -112,6 +137,30 @@ __all__ = [
     "wasserstein2_unif_circle",
     "wasserstein_1d",
     "wasserstein_circle",
+    # hyperbolic space: geometry, wrapped normals, exact OT, sliced (GHSW / HHSW)
+    "hyperbolic",
+    "hyperbolic_sliced",
+    "hyperbolic_pairwise_distance",
+    "hyperbolic_projection",
+    "hyperbolic_sliced_wasserstein",
+    "hyperbolic_sliced_wasserstein_distance",
+    "hyperbolic_wasserstein",
+    "lorentz_distance",
+    "lorentz_exp",
+    "lorentz_log",
+    "lorentz_origin",
+    "lorentz_to_poincare",
+    "lorentz_transport",
+    "minkowski_inner",
+    "mobius_add",
+    "poincare_distance",
+    "poincare_exp",
+    "poincare_log",
+    "poincare_to_lorentz",
+    "project_lorentz",
+    "riemannian_gradient_step",
+    "wrapped_normal_log_density",
+    "wrapped_normal_sample",
     # gradient flows
     "Functional",
     "interaction_energy",
