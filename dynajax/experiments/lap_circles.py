@@ -28,10 +28,10 @@ from dynajax.experiments.config import ExperimentConfig, seed_keys
 from dynajax.experiments.registry import register
 from dynajax.experiments.results import Check, Result, Row, band, save_figure
 from dynajax.nn.initializers import normal
-from dynajax.train import init_state
+from dynajax.train import init_state, scan_fit
 from dynajax.transport.least_action import (
     REDUCTIONS, ResidualFlow, VelocityMLP, accuracy_evaluator, classifier_step, lap_uzawa,
-    scale_kernels, select_by_validation, train_with_evals)
+    scale_kernels, select_by_validation)
 
 # Thesis Fig. 4.5: best test accuracy over training (percent) under the N(0, 5^2) init.
 REF = {"N(0,5) init ResNet": 98.0, "N(0,5) init LAP-ResNet": 99.7}
@@ -137,9 +137,9 @@ def run_setting(cfg: LapCirclesConfig, init: str, lap_tau: float | None, seeds, 
         params = {"flow": scale_kernels(flow.init(k1, jnp.zeros((4, 2))), gain)}
         if cfg.learned_head:
             params["head"] = {"w": jnp.array([[0.0, 1.0], [0.0, 1.0]]), "b": jnp.zeros(2)}
-        st, ev = train_with_evals(step, init_state(params, opt, k2, uzawa=uz), {"x": xtr, "y": ytr},
-                                  steps=cfg.steps, batch=cfg.batch, eval_every=cfg.eval_every,
-                                  eval_fn=accuracy_evaluator(fwd, val, test))
+        st, ev = scan_fit(step, init_state(params, opt, k2, uzawa=uz), {"x": xtr, "y": ytr},
+                          n_steps=cfg.steps, batch_size=cfg.batch, eval_every=cfg.eval_every,
+                          evaluate=accuracy_evaluator(fwd, val, test))
         return ev, st.params
 
     ev, params = jax.jit(jax.vmap(one))(seed_keys(seeds, 7))

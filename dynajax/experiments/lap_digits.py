@@ -39,10 +39,10 @@ from dynajax.experiments.config import ExperimentConfig, seed_keys
 from dynajax.experiments.registry import register
 from dynajax.experiments.results import Check, Result, Row, band, save_figure
 from dynajax.nn.initializers import normal, orthogonal
-from dynajax.train import init_state
+from dynajax.train import init_state, scan_fit
 from dynajax.transport.least_action import (
     ResidualFlow, VelocityMLP, accuracy_evaluator, classifier_step, lap_uzawa, scale_kernels,
-    select_by_validation, train_with_evals)
+    select_by_validation)
 
 ARMS = ("ResNet", "LAP-ResNet", "Reg. lam=0.05", "Reg. lam=0.2")
 INITS = ("orthogonal", "normal")
@@ -98,8 +98,8 @@ class LapDigitsConfig(ExperimentConfig):
 
     def __post_init__(self):
         pool = 1797 - self.n_test - self.n_val
-        if not 1 <= self.eval_every <= self.steps:
-            raise ValueError(f"need 1 <= eval_every <= steps, got {self.eval_every}, {self.steps}")
+        if self.eval_every < 1 or self.steps % self.eval_every:
+            raise ValueError(f"eval_every must divide steps, got {self.eval_every}, {self.steps}")
         if not self.sizes or not all(1 <= n <= pool for n in (*self.sizes, self.e3_n)):
             raise ValueError(f"sizes and e3_n must be in [1, {pool}] (the training pool), got "
                              f"{self.sizes}, {self.e3_n}")
@@ -165,8 +165,8 @@ def run_arm(cfg: LapDigitsConfig, arm: str, n: int, gains, seeds, splits, init="
         params = {"net": net.init(k_net, jnp.zeros((2, 64)))["params"],
                   "flow": scale_kernels(flow.init(k_flow, jnp.zeros((2, cfg.width))), gain)}
         state = init_state(params, opt, k_state, uzawa=uz)
-        return train_with_evals(step, state, data, steps=cfg.steps, batch=min(cfg.max_batch, n),
-                                eval_every=cfg.eval_every, eval_fn=evaluate)[1]
+        return scan_fit(step, state, data, n_steps=cfg.steps, batch_size=min(cfg.max_batch, n),
+                        eval_every=cfg.eval_every, evaluate=evaluate)[1]
 
     keys = jnp.tile(seed_keys(seeds, 2024), (len(gains),))
     g = jnp.repeat(jnp.asarray(gains, jnp.float32), len(seeds))

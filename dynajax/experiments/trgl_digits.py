@@ -30,7 +30,7 @@ from dynajax.experiments.config import ExperimentConfig, seed_keys
 from dynajax.experiments.registry import register
 from dynajax.experiments.results import Check, Result, Row, save_figure
 from dynajax.nn.initializers import orthogonal
-from dynajax.train import init_state, make_step, sample_minibatch
+from dynajax.train import init_state, make_step, sample_minibatch, scan_fit
 from dynajax.transport.least_action import ResidualFlow, VelocityMLP, scale_kernels
 from dynajax.transport.trgl import ModuleWiseResNet, trgl_taus
 
@@ -105,13 +105,9 @@ def _build(cfg: TrglDigitsConfig, mode: str, seeds: tuple[int, ...]):
         state = init_state(params, opt, k_state)
 
         def steps(st, n_steps, active):
-            def body(s, _):
-                b = sample_minibatch(data, jax.random.fold_in(s.key, s.step), min(cfg.batch, n))
-                if active is not None:
-                    b = {**b, "active": active}
-                return step(s, b)[0], None
-
-            return jax.lax.scan(body, st, None, length=n_steps)[0]
+            extra = {} if active is None else {"active": active}
+            sample = lambda k, _: {**sample_minibatch(data, k, min(cfg.batch, n)), **extra}  # noqa: E731
+            return scan_fit(step, st, sample, n_steps=n_steps)[0]
 
         if mode == "parallel":
             state = steps(state, cfg.parallel_steps, None)

@@ -11,6 +11,8 @@
   ``seeds=True`` the state carries a leading seed axis and every seed trains in the same
   compiled program (``vmap``). Batches come from arrays or from a sampler
   ``sample(key, step)`` (curricula, scheduled sampling).
+* :func:`scan_fit` is the same loop as one traceable function (no host work), recording an
+  evaluation every few steps, to ``vmap`` a grid of runs with their own data.
 """
 
 from dynajax.train.best import Best as Best
@@ -21,6 +23,7 @@ from dynajax.train.fit import FitResult as FitResult
 from dynajax.train.fit import fit as fit
 from dynajax.train.sampling import make_sampler as make_sampler
 from dynajax.train.sampling import sample_minibatch as sample_minibatch
+from dynajax.train.scan_fit import scan_fit as scan_fit
 from dynajax.train.state import TrainState as TrainState
 from dynajax.train.state import init_state as init_state
 from dynajax.train.step import LossFn as LossFn
@@ -42,5 +45,6 @@ __all__ = [
     "make_step",
     "sample_minibatch",
     "save_checkpoint",
+    "scan_fit",
     "tree_fingerprint",
 ]

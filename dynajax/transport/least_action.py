@@ -20,8 +20,8 @@ training penalises the kinetic energy of ``T`` while fitting the task (eq. 4.8 /
 * Unpaired domain translation: :func:`udt_loss` = kinetic energy + ``D(T#alpha, beta) /
   lambda`` with an MMD discriminator (:func:`mmd_discrepancy`).
 * Classification with a transport flow (thesis §4.6, §4.9): :func:`classifier_step` (CE,
-  CE + ``lam C`` or LAP), :func:`train_with_evals` (minibatch steps with periodic
-  evaluation), :func:`accuracy_evaluator` and :func:`select_by_validation`;
+  CE + ``lam C`` or LAP), :func:`accuracy_evaluator` (for
+  :func:`dynajax.train.scan_fit`, which records it during training) and :func:`select_by_validation`;
   :func:`scale_kernels` sets an initialisation gain after ``init``.
 """
 
@@ -40,7 +40,7 @@ from jaxtyping import Array, Float, PyTree
 from dynajax.nn.activations import get_activation
 from dynajax.nn.conv import BatchStatNorm
 from dynajax.nn.initializers import Initializer, default_kernel_init
-from dynajax.train import TrainState, Uzawa, make_step, sample_minibatch
+from dynajax.train import Uzawa, make_step
 from dynajax.transport.ot import mmd2
 
 __all__ = [
@@ -57,7 +57,6 @@ __all__ = [
     "regularized_loss",
     "scale_kernels",
     "select_by_validation",
-    "train_with_evals",
     "transport_penalty",
     "udt_loss",
 ]
@@ -378,35 +377,12 @@ def accuracy_evaluator(fwd: Forward, val: tuple[Array, Array], test: tuple[Array
     return eval_fn
 
 
-def train_with_evals(step, state: TrainState, data: PyTree, *, steps: int, batch: int,
-                     eval_every: int, eval_fn) -> tuple[TrainState, dict[str, Array]]:
-    """``steps`` minibatch steps (batches drawn from ``data`` without replacement, keyed by
-    the state's key and step), with ``eval_fn(params)`` (a dict of scalars) after every
-    ``eval_every`` steps.
-
-    Returns:
-        ``(final_state, evals)``, ``evals[name]`` of shape ``[steps // eval_every]``.
-    """
-    if eval_every < 1 or steps < eval_every:
-        raise ValueError(f"need 1 <= eval_every <= steps, got eval_every={eval_every}, steps={steps}")
-
-    def inner(st, _):
-        b = sample_minibatch(data, jax.random.fold_in(st.key, st.step), batch)
-        return step(st, b)[0], None
-
-    def chunk(st, _):
-        st = jax.lax.scan(inner, st, None, length=eval_every)[0]
-        return st, eval_fn(st.params)
-
-    return jax.lax.scan(chunk, state, None, length=steps // eval_every)
-
-
 def select_by_validation(evals: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per-run accuracies (percent) and transport from evaluations ``[runs, n_evals]``.
 
     Args:
         evals: ``val_acc``, ``test_acc`` (fractions) and ``test_transport``, each ``[runs,
-            n_evals]`` (e.g. the stacked output of :func:`train_with_evals`).
+            n_evals]`` (e.g. the stacked evaluations of :func:`dynajax.train.scan_fit`).
 
     Returns:
         ``test_acc`` (at the evaluation of best validation accuracy, non-finite ones never

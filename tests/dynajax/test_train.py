@@ -661,3 +661,47 @@ def test_nan_validation_is_never_the_best_and_is_reported(rng):
                   validate=validate, seeds=True, progress=False)
     assert np.isfinite(res.best_val[0]) and np.isnan(res.best_val[1])
     assert res.best_step.tolist()[1] == -1 and float(res.best_params["w"][1]) == 1.0
+
+
+# ---------------------------------------------------------------------------------------
+# scan_fit: the same loop as one traceable function
+
+
+def test_scan_fit_takes_the_steps_of_fit():
+    opt = optax.sgd(0.05)
+    step = make_step(noisy_mse_loss, opt)
+    state = init_state(jnp.zeros(3), opt, jax.random.key(3))
+    ref = fit(step, state, DATA, n_steps=40, chunk_size=10, batch_size=16, progress=False)
+    evaluate = lambda p: {"err": jnp.sum((p - W_TRUE) ** 2)}  # noqa: E731
+    st, evals = jax.jit(lambda s: train.scan_fit(step, s, DATA, n_steps=40, batch_size=16,
+                                                 evaluate=evaluate, eval_every=10))(state)
+    np.testing.assert_allclose(st.params, ref.state.params, rtol=1e-6, atol=1e-7)
+    assert int(st.step) == 40 and evals["err"].shape == (4,)
+    np.testing.assert_allclose(evals["err"][-1], jnp.sum((st.params - W_TRUE) ** 2), rtol=1e-6)
+
+
+def test_scan_fit_vmaps_over_runs_with_their_own_data():
+    opt = optax.sgd(0.1)
+    step = make_step(mse_loss, opt)
+    halves = jax.tree_util.tree_map(lambda a: jnp.stack([a[:32], a[32:]]), DATA)
+
+    def one(data):
+        return train.scan_fit(step, init_state(jnp.zeros(3), opt, jax.random.key(0)), data,
+                              n_steps=300)[0].params
+
+    got = jax.jit(jax.vmap(one))(halves)
+    for i in range(2):
+        x, y = halves[0][i], halves[1][i]
+        np.testing.assert_allclose(got[i], jnp.linalg.lstsq(x, y)[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_steps": 10, "evaluate": lambda p: {}}, "needs eval_every"),
+    ({"n_steps": 10, "evaluate": lambda p: {}, "eval_every": 3}, "multiple"),
+    ({"n_steps": 0}, "multiple"),
+])
+def test_scan_fit_refuses_bad_schedules(kwargs, match):
+    opt = optax.sgd(0.1)
+    with pytest.raises(ValueError, match=match):
+        train.scan_fit(make_step(mse_loss, opt), init_state(jnp.zeros(3), opt, jax.random.key(0)),
+                       DATA, **kwargs)
