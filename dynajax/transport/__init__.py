@@ -5,6 +5,13 @@ Conventions: ``*_w2`` and ``sliced_wasserstein`` return squared / un-rooted cost
 ott-jax); the ``*_distance`` variants of the sliced family return the p-th root (as POT).
 """
 
+from dynajax.transport.barycenter import (
+    BarycenterResult,
+    fixed_support_barycenter,
+    free_support_barycenter,
+    gaussian_barycenter,
+    sliced_wasserstein_barycenter,
+)
 from dynajax.transport.diagnostics import (
     OptimalityGap,
     inverse_error,
@@ -137,6 +144,12 @@ __all__ = [
     "wasserstein2_unif_circle",
     "wasserstein_1d",
     "wasserstein_circle",
+    # barycenters
+    "BarycenterResult",
+    "fixed_support_barycenter",
+    "free_support_barycenter",
+    "gaussian_barycenter",
+    "sliced_wasserstein_barycenter",
     # hyperbolic space: geometry, wrapped normals, exact OT, sliced (GHSW / HHSW)
     "hyperbolic",
     "hyperbolic_sliced",

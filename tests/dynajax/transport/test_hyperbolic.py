@@ -11,6 +11,16 @@ from dynajax.transport import hyperbolic as H
 from dynajax.transport import hyperbolic_sliced as HS
 from dynajax.transport.sliced import random_directions, sliced_wasserstein
 
+@pytest.fixture
+def x64():
+    """float64 for the whole process: POT's host solve runs in a callback on another thread,
+    where the thread-local ``jax.enable_x64`` context does not reach."""
+    old = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", old)
+
+
 
 def _ball(seed, n, d=2, scale=0.6, shift=0.0):
     z = np.random.default_rng(seed).normal(size=(n, d)) * scale + shift
@@ -103,15 +113,14 @@ def test_wrapped_normal_density_integrates_to_one_and_matches_samples(mu):
         np.testing.assert_allclose(H.lorentz_to_poincare(sl), sp, atol=1e-10)
 
 
-def test_hyperbolic_wasserstein_is_pot_emd2_with_the_geodesic_cost():
-    with jax.enable_x64(True):
-        x, y = _ball(6, 30), _ball(7, 25, shift=0.3)
-        a = np.random.default_rng(0).random(30) + 0.1
-        a /= a.sum()
-        C = np.asarray(H.hyperbolic_pairwise_distance(x, y, model="poincare"))
-        ref = ot.emd2(a, np.full(25, 1 / 25), C**2)
-        got = H.hyperbolic_wasserstein(H.poincare_to_lorentz(x), H.poincare_to_lorentz(y), a)
-        np.testing.assert_allclose(got, ref, rtol=1e-10)
+def test_hyperbolic_wasserstein_is_pot_emd2_with_the_geodesic_cost(x64):
+    x, y = _ball(6, 30), _ball(7, 25, shift=0.3)
+    a = np.random.default_rng(0).random(30) + 0.1
+    a /= a.sum()
+    C = np.asarray(H.hyperbolic_pairwise_distance(x, y, model="poincare"))
+    ref = ot.emd2(a, np.full(25, 1 / 25), C**2)
+    got = H.hyperbolic_wasserstein(H.poincare_to_lorentz(x), H.poincare_to_lorentz(y), a)
+    np.testing.assert_allclose(got, ref, rtol=1e-10)
 
 
 def test_geometry_validation():
