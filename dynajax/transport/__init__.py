@@ -98,6 +98,13 @@ from dynajax.transport.hyperbolic_sliced import (
     hyperbolic_sliced_wasserstein_distance,
 )
 from dynajax.transport import hyperbolic, hyperbolic_sliced, sphere_flow, sphere_vmf
+from dynajax.transport.quantisation import (
+    HEXAGON_2G,
+    QuantisationResult,
+    kmeans_lloyd,
+    laguerre_lloyd,
+    quantisation_error,
+)
 from dynajax.transport.sphere_flow import flow_forward, flow_log_density, init_exp_map_flow
 from dynajax.transport.sphere_vmf import fit_vmf, sample_vmf_mixture, vmf_mixture_logpdf
 from dynajax.transport.trgl import ModuleWiseResNet, trgl_taus
@@ -150,6 +157,12 @@ __all__ = [
     "free_support_barycenter",
     "gaussian_barycenter",
     "sliced_wasserstein_barycenter",
+    # quantisation of measures (Lloyd: Voronoi / Laguerre cells)
+    "HEXAGON_2G",
+    "QuantisationResult",
+    "kmeans_lloyd",
+    "laguerre_lloyd",
+    "quantisation_error",
     # hyperbolic space: geometry, wrapped normals, exact OT, sliced (GHSW / HHSW)
     "hyperbolic",
     "hyperbolic_sliced",
