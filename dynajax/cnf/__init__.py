@@ -8,11 +8,12 @@
   ``alpha_L L + alpha_C C + alpha_R R``, log-densities and sampling by the inverse flow.
 * :mod:`~dynajax.cnf.mfg`: mean-field games by the Lagrangian method (Ruthotto et al. 2020):
   running costs (obstacle, entropy congestion, interaction), terminal costs, HJB penalties.
+* :mod:`~dynajax.cnf.toy_densities`: the seven 2-D toy densities of FFJORD and OT-Flow.
 * :mod:`~dynajax.cnf.gpflow`: Gaussian-preserving flows that turn a normalizing flow into a
   cheaper transport map with the same density (Morel et al. 2023).
 
 Floor: next to :mod:`dynajax.transport`, :mod:`dynajax.forecast` and :mod:`dynajax.arch`;
-it imports :mod:`dynajax.solve` (and :mod:`dynajax.transport`'s flows in the experiments).
+it imports :mod:`dynajax.solve` and :mod:`dynajax.train`.
 """
 
 from dynajax.cnf.gpflow import AntisymmetricField as AntisymmetricField
@@ -32,8 +33,11 @@ from dynajax.cnf.otflow import characteristics as characteristics
 from dynajax.cnf.otflow import otflow_log_density as otflow_log_density
 from dynajax.cnf.otflow import otflow_loss as otflow_loss
 from dynajax.cnf.otflow import otflow_sample as otflow_sample
+from dynajax.cnf.otflow import otflow_step as otflow_step
 from dynajax.cnf.otflow import standard_normal_logpdf as standard_normal_logpdf
 from dynajax.cnf.potential import Potential as Potential
 from dynajax.cnf.potential import log_cosh as log_cosh
 from dynajax.cnf.trace import autodiff_divergence as autodiff_divergence
 from dynajax.cnf.trace import hutchinson_divergence as hutchinson_divergence
+from dynajax.cnf.toy_densities import TOY_DENSITIES as TOY_DENSITIES
+from dynajax.cnf.toy_densities import sample_toy as sample_toy

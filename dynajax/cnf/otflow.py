@@ -37,6 +37,8 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from dynajax import _validate
 from dynajax.cnf.potential import Params, Potential
 from dynajax.solve import integrate
+from dynajax.train import make_step
+from dynajax.train.step import StepFn
 
 __all__ = [
     "Characteristics",
@@ -45,6 +47,7 @@ __all__ = [
     "otflow_log_density",
     "otflow_loss",
     "otflow_sample",
+    "otflow_step",
     "standard_normal_logpdf",
 ]
 
@@ -193,6 +196,34 @@ def otflow_loss(
     C = -jnp.mean(standard_normal_logpdf(ch.z) + ch.logdet)
     R = jnp.mean(ch.hjb)
     return a_l * L + a_c * C + a_r * R, OTFlowLoss(L, C, R)
+
+
+def otflow_step(
+    potential: Potential,
+    optimizer,
+    *,
+    alpha: tuple[float, float, float] = (1.0, 100.0, 5.0),
+    t_span: tuple[float, float] = (0.0, 1.0),
+    n_steps: int = 8,
+    solver: str = "rk4",
+) -> StepFn:
+    """The training step of :func:`otflow_loss` for :func:`dynajax.train.fit`.
+
+    Args:
+        potential: the potential's sizes; optimizer: an optax transformation.
+        alpha, t_span, n_steps, solver: see :func:`otflow_loss`.
+
+    Returns:
+        ``step(state, batch [n, d]) -> (state, metrics)`` with metrics ``loss``, ``L``, ``C``
+        and ``R`` (see :func:`dynajax.train.make_step`).
+    """
+    _alpha(alpha)
+
+    def loss(params, batch, key):
+        J, t = otflow_loss(potential, params, batch, alpha=alpha, t_span=t_span, n_steps=n_steps, solver=solver)
+        return J, {"L": t.L, "C": t.C, "R": t.R}
+
+    return make_step(loss, optimizer)
 
 
 def otflow_log_density(

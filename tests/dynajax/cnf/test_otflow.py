@@ -12,9 +12,10 @@ from dynajax.cnf import (
     otflow_log_density,
     otflow_loss,
     otflow_sample,
+    otflow_step,
     standard_normal_logpdf,
 )
-from dynajax.train import fit, init_state, make_step
+from dynajax.train import fit, init_state
 
 
 def _shift_potential(m):
@@ -119,14 +120,10 @@ def test_dynamic_ot_between_gaussians_approaches_w2():
     w2 = float(jnp.sum(m**2) + jnp.sum((s - 1.0) ** 2))
     pot = Potential(2, width=16)
     opt = optax.adam(optax.exponential_decay(0.05, 150, 0.5))
-
-    def loss(params, batch, key):
-        J, t = otflow_loss(pot, params, batch, alpha=(1.0, 1000.0, 5.0), n_steps=8)
-        return J, {"L": t.L}
-
     state = init_state(pot.init(key=jax.random.key(0)), opt, jax.random.key(1))
     sampler = lambda key, step: m + s * jax.random.normal(key, (512, 2))  # noqa: E731
-    res = fit(make_step(loss, opt), state, sampler, n_steps=600, chunk_size=100, progress=False)
+    step = otflow_step(pot, opt, alpha=(1.0, 1000.0, 5.0), n_steps=8)
+    res = fit(step, state, sampler, n_steps=600, chunk_size=100, progress=False)
     x = m + s * jax.random.normal(jax.random.key(5), (20_000, 2))
     ch = jax.jit(lambda q: characteristics(pot, q, x, n_steps=16))(res.state.params)
     assert abs(2 * float(jnp.mean(ch.kinetic)) / w2 - 1.0) < 0.02
