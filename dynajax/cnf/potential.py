@@ -27,8 +27,10 @@ Conventions:
       t_i = h sum_j sigma''(a_i)_j z_{i+1,j} |(K_i J_{i-1})_j|^2,  J_i = J_{i-1} + h diag(tanh a_i) K_i J_{i-1},
       tr(grad_x^2 Phi) = sum_i t_i + |A E|_F^2,
 
-  ``E`` the first ``d`` columns of the identity. The cost is ``O(n m^2 d)`` per layer: of the
-  order of one Hutchinson probe of a network of the same size, without its variance.
+  ``E`` the first ``d`` columns of the identity. The cost is ``O(n m^2 d)`` per layer. When
+  ``d > m`` the layers carry the Gram matrices ``S_i = J_i J_i^T [m, m]`` instead
+  (``|(K_i J_{i-1})_j|^2 = (K_i S_{i-1} K_i^T)_jj``), ``O(n m^3)`` per layer after one
+  ``O(m^2 d)`` product: the same numbers, independent of ``d`` past the first layer.
 
 The parameters are a plain dict (a pytree): they ``jit``, ``vmap`` over seeds and go straight
 into :mod:`optax`; :class:`Potential` holds the sizes only.
@@ -188,12 +190,27 @@ class Potential:
         k0e = p["K0"][:, :d]  # [m, d]
         th, dd = _dsigma2(acts[0])
         tr = (dd * zs[0]) @ jnp.sum(k0e * k0e, axis=1)
-        jac = th[:, :, None] * k0e[None]  # [n, m, d]
-        for i in range(1, self.n_layers):
-            kj = jnp.einsum("jk,nkd->njd", p["K"][i - 1], jac)
-            th, dd = _dsigma2(acts[i])
-            tr = tr + h * jnp.sum(dd * zs[i] * jnp.sum(kj * kj, axis=2), axis=1)
-            jac = jac + h * th[:, :, None] * kj
+        if d <= self.width:
+            # carry the Jacobians J_i [n, m, d]: O(n m^2 d) per layer
+            jac = th[:, :, None] * k0e[None]
+            for i in range(1, self.n_layers):
+                kj = jnp.einsum("jk,nkd->njd", p["K"][i - 1], jac)
+                th, dd = _dsigma2(acts[i])
+                tr = tr + h * jnp.sum(dd * zs[i] * jnp.sum(kj * kj, axis=2), axis=1)
+                jac = jac + h * th[:, :, None] * kj
+        else:
+            # d > m: carry the Gram matrices S_i = J_i J_i^T [n, m, m] instead, O(n m^3) per
+            # layer: |(K_i J_{i-1})_j|^2 = (K_i S_{i-1} K_i^T)_jj and
+            # S_i = (I + h D_i K_i) S_{i-1} (I + h D_i K_i)^T with D_i = diag(tanh a_i)
+            gram = th[:, :, None] * (k0e @ k0e.T)[None] * th[:, None, :]
+            for i in range(1, self.n_layers):
+                K = p["K"][i - 1]
+                ks = jnp.einsum("jk,nkl->njl", K, gram)  # K S
+                ksk = jnp.einsum("njl,kl->njk", ks, K)  # K S K^T
+                th, dd = _dsigma2(acts[i])
+                tr = tr + h * jnp.sum(dd * zs[i] * jnp.diagonal(ksk, axis1=1, axis2=2), axis=1)
+                dks = th[:, :, None] * ks
+                gram = gram + h * (dks + jnp.swapaxes(dks, 1, 2)) + h * h * th[:, :, None] * ksk * th[:, None, :]
         tr = tr + jnp.sum(p["A"][:, :d] ** 2)
         return g[:, :d], g[:, d], tr
 

@@ -249,3 +249,20 @@ def save_image_grid(panels: Sequence[tuple[str, Sequence, dict]], steps: Sequenc
     fig.suptitle(title)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def median_seconds(fn, *args, repeats: int = 5) -> float:
+    """Median wall time of ``fn(*args)`` over ``repeats`` calls after one untimed (compiling)
+    call, each synchronised with ``jax.block_until_ready``."""
+    import statistics
+    import time
+
+    import jax
+
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
