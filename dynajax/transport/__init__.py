@@ -90,10 +90,12 @@ from dynajax.transport.hyperbolic import (
     project_lorentz,
     riemannian_gradient_step,
     wrapped_normal_log_density,
+    wrapped_normal_mixture_sample,
     wrapped_normal_sample,
 )
 from dynajax.transport.hyperbolic_sliced import (
     hyperbolic_projection,
+    hyperbolic_sliced_descent,
     hyperbolic_sliced_wasserstein,
     hyperbolic_sliced_wasserstein_distance,
 )
@@ -168,6 +170,7 @@ __all__ = [
     "hyperbolic_sliced",
     "hyperbolic_pairwise_distance",
     "hyperbolic_projection",
+    "hyperbolic_sliced_descent",
     "hyperbolic_sliced_wasserstein",
     "hyperbolic_sliced_wasserstein_distance",
     "hyperbolic_wasserstein",
@@ -186,6 +189,7 @@ __all__ = [
     "project_lorentz",
     "riemannian_gradient_step",
     "wrapped_normal_log_density",
+    "wrapped_normal_mixture_sample",
     "wrapped_normal_sample",
     # gradient flows
     "Functional",

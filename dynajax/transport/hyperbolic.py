@@ -56,6 +56,7 @@ __all__ = [
     "project_lorentz",
     "riemannian_gradient_step",
     "wrapped_normal_log_density",
+    "wrapped_normal_mixture_sample",
     "wrapped_normal_sample",
 ]
 
@@ -320,6 +321,22 @@ def _wn_sample(mu_l, cov, key, n, model):
     v = jnp.concatenate([jnp.zeros((n, 1), mu_l.dtype), v], axis=-1)
     z = project_lorentz(lorentz_exp(mu_l, lorentz_transport(o, mu_l, v)))
     return _from_lorentz(z, model)
+
+
+def wrapped_normal_mixture_sample(
+    mus: Float[ArrayLike, "K D"], cov: Float[ArrayLike, "d d"], n: int, *, key, model: str = "lorentz"
+) -> Float[Array, "n D"]:
+    """``n`` samples of the equal-weight mixture of wrapped normals ``G(mu_k, Sigma)``."""
+    mus = _validate.floating(mus)
+    if mus.ndim != 2:
+        raise ValueError(f"mus must have shape [K, D], got {mus.shape}")
+    k_comp, k_draw = jax.random.split(key)
+    draws = jnp.stack([
+        wrapped_normal_sample(m, cov, n, key=jax.random.fold_in(k_draw, i), model=model)
+        for i, m in enumerate(mus)
+    ])
+    comp = jax.random.randint(k_comp, (n,), 0, mus.shape[0])
+    return draws[comp, jnp.arange(n)]
 
 
 def wrapped_normal_log_density(

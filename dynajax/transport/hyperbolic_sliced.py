@@ -27,24 +27,29 @@ returns ``HSW_p^p`` (mean of the projected costs, no root, smooth, the loss to u
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from dynajax import _validate
 from dynajax._numerics import safe_root
-from dynajax.transport.hyperbolic import MODELS, _check_points
+from dynajax.transport.hyperbolic import MODELS, _check_points, poincare_to_lorentz, riemannian_gradient_step
 from dynajax.transport.one_d import _compiled, _wasserstein_1d
-from dynajax.transport.sliced import _directions
+from dynajax.transport.sliced import _directions, _sw, random_directions
 
 __all__ = [
+    "DESCENT_LOSSES",
     "PROJECTIONS",
+    "hyperbolic_sliced_descent",
     "hyperbolic_projection",
     "hyperbolic_sliced_wasserstein",
     "hyperbolic_sliced_wasserstein_distance",
 ]
 
 PROJECTIONS = ("geodesic", "horospherical")
+DESCENT_LOSSES = ("geodesic", "horospherical", "sw-lorentz", "sw-poincare")
 
 
 def _coordinates(x, th, kind, model):
@@ -174,6 +179,84 @@ def hyperbolic_sliced_wasserstein_distance(
         n_proj=n_proj,
     )
     return safe_root(cost, p)
+
+
+def hyperbolic_sliced_descent(
+    x0: Float[ArrayLike, "n d"],
+    target_sampler,
+    *,
+    loss: str,
+    n_steps: int,
+    n_proj: int,
+    lr: float,
+    key,
+    snapshot_every: int | None = None,
+) -> tuple[Float[Array, "n d"], Float[Array, "n_snap n d"]]:
+    """Riemannian gradient descent of a sliced loss on the Poincare ball towards a target.
+
+    Bonet et al. (2023, Sec. 5, gradient flows): at step ``j`` a fresh target minibatch
+    ``y = target_sampler(k_y)`` and ``n_proj`` fresh directions (keys from ``fold_in(key, j)``)
+    give the loss ``L(x, y)``, and each particle moves by
+    :func:`~dynajax.transport.hyperbolic.riemannian_gradient_step` with step ``lr * n`` (the
+    gradient of a sliced cost w.r.t. one particle is ``O(1 / n)``). ``loss`` is
+
+    * ``"geodesic"`` / ``"horospherical"``: ``GHSW_2^2`` / ``HHSW_2^2``;
+    * ``"sw-lorentz"``: the Euclidean ``SW_2^2`` of the Lorentz (ambient ``R^{d+1}``) coordinates;
+    * ``"sw-poincare"``: the Euclidean ``SW_2^2`` of the ball coordinates (the paper's SWl, SWp).
+
+    Args:
+        x0: initial particles ``[n, d]`` in the ball.
+        target_sampler: ``key -> [m, d]`` ball points (jax-traceable).
+        loss: one of ``DESCENT_LOSSES``.
+        n_steps: steps ``>= 1``.
+        n_proj: directions per step.
+        lr: step size ``> 0`` (multiplied by ``n``).
+        key: PRNG key.
+        snapshot_every: record the particles every this many steps (default: only the end).
+
+    Returns:
+        ``(x, snapshots)``: final particles ``[n, d]`` and the particles at steps
+        ``0, s, 2s, ..., n_steps`` (``[1 + n_steps // s, n, d]``; ``s`` must divide ``n_steps``).
+    """
+    loss = _validate.choice(loss, "loss", DESCENT_LOSSES)
+    x0 = _check_points(x0, "x0", "poincare")
+    x0 = x0.astype(jnp.result_type(x0.dtype, jnp.float32))
+    n_steps = _validate.integer(n_steps, "n_steps")
+    n_proj = _validate.integer(n_proj, "n_proj")
+    lr = _validate.positive(lr, "lr")
+    every = n_steps if snapshot_every is None else _validate.integer(snapshot_every, "snapshot_every")
+    if n_steps % every:
+        raise ValueError(f"snapshot_every ({every}) must divide n_steps ({n_steps})")
+    if not callable(target_sampler):
+        raise TypeError(f"target_sampler must be callable key -> [m, d], got {type(target_sampler).__name__}")
+    x, snaps = _descent(x0, target_sampler, key, lr, loss=loss, n_proj=n_proj, n_chunks=n_steps // every, every=every)
+    if not bool(jnp.all(jnp.isfinite(x))):
+        raise ValueError(f"particles became NaN or infinite within {n_steps} steps (lower lr)")
+    return x, jnp.concatenate([x0[None], snaps])
+
+
+@functools.partial(jax.jit, static_argnames=("target_sampler", "loss", "n_proj", "n_chunks", "every"))
+def _descent(x0, target_sampler, key, lr, loss, n_proj, n_chunks, every):
+    n, d = x0.shape
+
+    def objective(x, y, th):
+        if loss in PROJECTIONS:
+            return _hsw(x, y, None, None, th, 2.0, loss, "poincare")
+        if loss == "sw-poincare":
+            return _sw(x, y, None, None, th, 2.0)
+        return _sw(poincare_to_lorentz(x), poincare_to_lorentz(y), None, None, th, 2.0)
+
+    def step(x, j):
+        ky, kp = jax.random.split(jax.random.fold_in(key, j))
+        th = random_directions(kp, n_proj, d + (loss == "sw-lorentz"), x.dtype)
+        g = jax.grad(objective)(x, target_sampler(ky), th)
+        return riemannian_gradient_step(x, g, lr * n, model="poincare"), None
+
+    def chunk(x, c):
+        x, _ = jax.lax.scan(step, x, c * every + jnp.arange(every))
+        return x, x
+
+    return jax.lax.scan(chunk, x0, jnp.arange(n_chunks))
 
 
 _HSW = _compiled(_hsw, ("kind", "model"))
