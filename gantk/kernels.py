@@ -384,47 +384,48 @@ def Erf(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Layer:
     return _elementwise(f"Erf({a}, {b}, {c})", fn, kernel)
 
 
-def _gelu_nngp(a: Array, b: Array, c: Array) -> Array:
-    """``E[g(u) g(v)]``, ``g(u) = u Phi(u)``, ``(u, v) ~ N(0, [[a, c], [c, b]])`` (broadcasting).
+def _gelu_moments(a: Array, b: Array, c: Array) -> tuple[Array, Array]:
+    """``(E[g(u) g(v)], E[g'(u) g'(v)])``, ``g(u) = u Phi(u)``, ``(u, v) ~ N(0, [[a, c], [c, b]])``.
 
-    With ``Phi(u) = P(Z <= u)`` for an independent ``Z ~ N(0, 1)``: ``g(u) g(v) =
-    u v 1{A >= 0} 1{B >= 0}`` with ``A = u - Z_1``, ``B = v - Z_2``, whose covariance is
-    ``S = [[a+1, c], [c, b+1]]`` while ``Cov((u, v), (A, B)) = Sigma``. Gaussian conditioning
-    (``E[(u, v) | A, B] = M (A, B)``, ``M = Sigma S^-1``, conditional covariance of u and v
-    ``c / det S``) and the orthant moments of ``w = (A, B)`` with correlation
-    ``r = c / sqrt((a+1)(b+1))``:
-    ``P = 1/4 + asin(r)/(2 pi)``, ``E[w_i^2 1{w>=0}] = S_ii (P + r sqrt(1-r^2)/(2 pi))``,
-    ``E[w_1 w_2 1{w>=0}] = sqrt(S_11 S_22) (r P + sqrt(1-r^2)/(2 pi))`` give
-    ``E = (c / det) P + sum_ij M_1i M_2j E[w_i w_j 1{w>=0}]``.
+    With ``Phi(u) = P(Z <= u)`` for an independent ``Z ~ N(0, 1)``, ``g(u) g(v) = u v 1{A >= 0}
+    1{B >= 0}`` for ``A = u - Z_1``, ``B = v - Z_2`` of covariance ``S = [[s, c], [c, t]]``,
+    ``s = a + 1``, ``t = b + 1``; Gaussian conditioning on ``(A, B)`` and the orthant moments of
+    a bivariate normal give, with ``det = s t - c^2``, ``x = sqrt(det)``, ``theta = atan2(c, x)``
+    (``= asin`` of the correlation of ``A`` and ``B``)::
+
+        E[g g]   = c / 4 + (c theta + (c / s)(c / t) / x + (a / s)(b / t) x) / (2 pi)
+        E[g' g'] = 1 / 4 + (theta + (c / x)(1 / s + 1 / t + 1 / det)) / (2 pi)
+
+    the second being ``d E[g g] / dc`` (Price's theorem). Written this way the two
+    ``O(sqrt(a))`` terms of ``E[g g]`` that cancel near ``c^2 = a b`` (coinciding inputs of
+    large norm) depend on ``x`` with opposite first derivatives, so the rounding of ``det``
+    (whose ``a b - c^2`` carries the rounding of ``a b``) does not reach ``E[g g]``, and nothing
+    overflows before ``a b`` does.
     """
-    s11, s22 = a + 1.0, b + 1.0
-    det = s11 * s22 - c * c
-    sq = jnp.sqrt(s11 * s22)
-    r = c / sq
-    rc = jnp.sqrt(jnp.maximum(1.0 - r * r, 0.0))
-    p = 0.25 + _arctan2(r, rc) / (2 * math.pi)  # asin(r)
-    t2 = p + r * rc / (2 * math.pi)
-    t11 = r * p + rc / (2 * math.pi)
-    m11, m12, m22 = (a * s22 - c * c) / det, c / det, (b * s11 - c * c) / det
-    return (c / det) * p + m11 * m12 * s11 * t2 + m12 * m22 * s22 * t2 + (m11 * m22 + m12 * m12) * sq * t11
+    s, t = a + 1.0, b + 1.0
+    det = jnp.maximum(b * (a - c) + c * (b - c), 0.0) + (a + b + 1.0)  # s t - c^2, not lost to s t
+    x = jnp.sqrt(det)
+    theta = _arctan2(c, x)
+    nngp = c / 4 + (c * theta + (c / s) * (c / t) / x + (a / s) * (b / t) * x) / (2 * math.pi)
+    dot = 0.25 + (theta + (c / x) * (1 / s + 1 / t + 1 / det)) / (2 * math.pi)
+    return nngp, dot
 
 
 def Gelu() -> Layer:
     """GELU ``x Phi(x)`` (exact, erf-based; ``jax.nn.gelu(x, approximate=False)``).
 
-    ``E[g g]`` in closed form (:func:`_gelu_nngp`, derived in its docstring);
-    ``E[g' g'] = d E[g g] / d q12`` by Price's theorem, taken by forward-mode autodiff.
-    Verified against Monte-Carlo expectations and a wide network (tests).
+    ``E[g g]`` and ``E[g' g']`` in closed form (:func:`_gelu_moments`, derived in its
+    docstring), accurate in float32 for inputs of large norm. Verified against Monte-Carlo
+    expectations, a wide network and float64 (tests).
     """
 
     def fn(x):
         return jax.nn.gelu(x, approximate=False)
 
     def kernel(k: Kernel) -> Kernel:
-        a, b = k.cov1[:, None], k.cov2[None, :]
-        nngp, dot = jax.jvp(lambda c: _gelu_nngp(a, b, c), (k.nngp,), (jnp.ones_like(k.nngp),))
-        return k._replace(nngp=nngp, ntk=k.ntk * dot, cov1=_gelu_nngp(k.cov1, k.cov1, k.cov1),
-                          cov2=_gelu_nngp(k.cov2, k.cov2, k.cov2))
+        nngp, dot = _gelu_moments(k.cov1[:, None], k.cov2[None, :], k.nngp)
+        diag = lambda q: _gelu_moments(q, q, q)[0]  # noqa: E731
+        return k._replace(nngp=nngp, ntk=k.ntk * dot, cov1=diag(k.cov1), cov2=diag(k.cov2))
 
     return _elementwise("Gelu", fn, kernel)
 

@@ -215,3 +215,31 @@ def test_gelu_kernel_matches_monte_carlo_and_a_wide_network(rng):
     emp, theta = emp_and_theta(jax.random.fold_in(rng, 1), x)
     # Monte-Carlo error ~0.7 % here; the ReLU kernel would be 3.3 % off, Erf 46 %
     assert float(jnp.max(jnp.abs(emp - theta))) < 0.02 * float(jnp.max(theta))
+
+
+@pytest.mark.parametrize("norm", [0.5, 30.0, 300.0, 1e3])
+def test_gelu_kernel_float32_matches_float64_at_large_inputs(norm):
+    # far from the origin the layer map sums terms of size sqrt(|x|) that cancel: float32 must
+    # still agree with float64, for the kernel and for its input-gradient
+    net = K.serial(K.Dense(512, W_std=1.5, b_std=0.1), K.Gelu(), K.Dense(1, W_std=1.5, b_std=0.1))
+    kf = K.kernel_fn(net)
+    ntk = lambda x1, x2: kf(x1, x2, "ntk")[0, 0]  # noqa: E731
+
+    def values(dtype):
+        x1, x2 = jnp.array([[norm, -0.3 * norm]], dtype), jnp.array([[0.999 * norm, -0.3 * norm]], dtype)
+        return [ntk(x1, x1), ntk(x1, x2), jax.grad(ntk)(x1, x2)[0, 0]]
+
+    f32 = values(jnp.float32)
+    with jax.enable_x64(True):
+        f64 = values(jnp.float64)
+    for got, want, rtol in zip(f32, f64, (1e-5, 1e-5, 5e-5)):
+        np.testing.assert_allclose(float(got), float(want), rtol=rtol)
+
+
+def test_gelu_kernel_finite_far_from_the_origin():
+    net = K.serial(K.Dense(512, W_std=1.5, b_std=0.1), K.Gelu(), K.Dense(1))
+    x = jnp.array([[1e6, 0.0], [-1e6, 3e5]], jnp.float32)
+    k = K.kernel_fn(net)(x, None, ("nngp", "ntk"))
+    g = jax.grad(lambda z: K.kernel_fn(net)(z, x, "ntk").sum())(x)
+    assert all(bool(jnp.all(jnp.isfinite(a))) for a in (*k, g))
+    assert float(k[1][0, 0]) > 0 and float(k[1][0, 0]) >= abs(float(k[1][0, 1]))
