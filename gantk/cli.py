@@ -2,7 +2,9 @@
 
 ``gantk flow``   runs a particle flow and writes ``metrics.csv`` (step, W2^2/2, energy distance,
                  particle loss), ``snapshots.npz``, ``final.png`` and ``flow.gif``; resumable
-                 (``--resume`` continues from ``checkpoint.npz``).
+                 (``--resume`` continues from ``checkpoint.npz``, exactly: particles, discriminator
+                 and PRNG key; it refuses other settings, and a directory holding a run is never
+                 overwritten without it).
 ``gantk field``  draws the Dirac-GAN gradient fields (Figs 5.6-5.7) for some kernels.
 ``gantk kernel`` evaluates a kernel between points / plots ``k(x, y0)`` along a line.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 from pathlib import Path
 
@@ -39,24 +42,61 @@ def _default_eta(loss: str, kernel: str, width: int | None, n: int) -> float:
     return per * n * (1000.0 if kernel == "sigmoid" else 1.0)
 
 
-def _flatten(tree):
-    import jax
+def _positive(kind):
+    def parse(s: str):
+        try:
+            v = kind(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}; got {s!r}") from None
+        if not v > 0 or v != v or v == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a positive finite {kind.__name__}; got {s!r}")
+        return v
 
-    leaves, _ = jax.tree_util.tree_flatten(tree)
-    return {f"p{i}": np.asarray(v) for i, v in enumerate(leaves)}
+    return parse
+
+
+# what a resumed flow must share with the run that wrote the checkpoint (--steps may grow)
+_RUN_FIELDS = ("loss", "kernel", "width", "data", "n", "m", "seed", "eta", "tau", "disc_lr", "reset",
+               "no_antisymmetric", "block_size", "snapshot_every")
+
+
+def _resume_rows(path: Path, every: int, start: int) -> list[dict]:
+    """The rows of ``metrics.csv`` up to the checkpoint's step; refuses a truncated or edited file."""
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        steps = [int(r["step"]) for r in rows]
+    except (OSError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path} is unreadable ({type(e).__name__}: {e}); it must hold the rows of the "
+                         "checkpointed run: delete the run directory to start over") from e
+    kept = [r for r, st in zip(rows, steps) if st <= start]
+    if [int(r["step"]) for r in kept] != list(range(every, start + 1, every)):
+        raise ValueError(f"{path} holds steps {steps[:3]}...{steps[-3:]} but the checkpoint is at step "
+                         f"{start} (every {every}): the file was truncated or edited; delete the run "
+                         "directory to start over")
+    return kept
 
 
 def _cmd_flow(args) -> int:
+    import json
+
     import jax
     import jax.numpy as jnp
 
+    from dynajax._io import atomic_write_bytes, atomic_write_text, ensure_writable_dir
+    from dynajax.train import load_checkpoint, save_checkpoint
     from gantk import data, flows, metrics
     from gantk.losses import get_loss
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_writable_dir(args.out)
     if args.steps % args.snapshot_every:
-        raise ValueError("--steps must be a multiple of --snapshot-every")
+        raise ValueError(f"--steps ({args.steps}) must be a multiple of --snapshot-every ({args.snapshot_every})")
+    ckpt, csv_path = out / "checkpoint.npz", out / "metrics.csv"
+    if not args.resume and (ckpt.exists() or csv_path.exists()):
+        raise ValueError(f"{out} already holds a flow run; pass --resume to continue it, or choose another --out")
+    if args.resume and csv_path.exists() and not ckpt.exists():
+        raise ValueError(f"{out} has metrics.csv but no checkpoint.npz to resume from; choose another --out")
+    run = {f: getattr(args, f) for f in _RUN_FIELDS}
     eta = args.eta if args.eta is not None else _default_eta(args.loss, args.kernel, args.width, args.n)
     cfg = flows.FlowConfig(args.loss, args.kernel, args.width, tau=args.tau, eta=eta, disc_lr=args.disc_lr,
                            reset=args.reset, antisymmetric=not args.no_antisymmetric, block_size=args.block_size)
@@ -64,15 +104,17 @@ def _cmd_flow(args) -> int:
     y = jnp.asarray(y)
     state = flows.init_state(cfg, jnp.asarray(x0), jax.random.key(args.seed))
     start, snaps, rows = 0, [np.asarray(x0)], []
-    ckpt = out / "checkpoint.npz"
     if args.resume and ckpt.exists():
-        z = np.load(ckpt)
-        leaves, treedef = jax.tree_util.tree_flatten(state.params)
-        params = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(z[f"p{i}"]) for i in range(len(leaves))])
-        state = flows.FlowState(jnp.asarray(z["x"]), params, state.key)
-        start, snaps = int(z["step"]), list(z["snapshots"])
-        with open(out / "metrics.csv") as fh:
-            rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= start]
+        state, extra = load_checkpoint(ckpt, state, with_extra=True)
+        saved = json.loads(extra["run"].tobytes())
+        diff = {k: (saved.get(k), v) for k, v in run.items() if saved.get(k) != v}
+        if diff:
+            raise ValueError("--resume with other settings than the checkpointed run: " + ", ".join(
+                f"--{k.replace('_', '-')} {new!r} (checkpoint: {old!r})" for k, (old, new) in diff.items()))
+        start, snaps = int(extra["step"]), list(extra["snapshots"])
+        if start > args.steps:
+            raise ValueError(f"the checkpoint is at step {start}, beyond --steps {args.steps}")
+        rows = _resume_rows(csv_path, args.snapshot_every, start)
         print(f"resuming at step {start}")
     step = flows.make_step(cfg, y)
     chunk = jax.jit(lambda s: jax.lax.fori_loop(0, args.snapshot_every, lambda i, t: step(t), s))
@@ -102,13 +144,18 @@ def _cmd_flow(args) -> int:
         m = metrics.all_metrics(x, y) if np.all(np.isfinite(x)) else {"half_w2": float("nan"), "energy": float("nan")}
         rows.append({"step": s + args.snapshot_every, "half_w2": m["half_w2"], "energy": m["energy"],
                      "particle_loss": particle_loss(state)})
-        with open(out / "metrics.csv", "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=["step", "half_w2", "energy", "particle_loss"])
-            w.writeheader()
-            w.writerows(rows)
-        np.savez(ckpt, x=x, step=s + args.snapshot_every, snapshots=np.stack(snaps), **_flatten(state.params))
+        text = io.StringIO()
+        w = csv.DictWriter(text, fieldnames=["step", "half_w2", "energy", "particle_loss"])
+        w.writeheader()
+        w.writerows(rows)
+        # the checkpoint first: a crash between the two leaves rows to drop, never rows missing
+        save_checkpoint(ckpt, state, {"step": np.asarray(s + args.snapshot_every), "snapshots": np.stack(snaps),
+                                      "run": np.frombuffer(json.dumps(run).encode(), np.uint8)})
+        atomic_write_text(csv_path, text.getvalue())
     snaps_arr = np.stack(snaps)
-    np.savez_compressed(out / "snapshots.npz", snapshots=snaps_arr, target=np.asarray(y))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, snapshots=snaps_arr, target=np.asarray(y))
+    atomic_write_bytes(out / "snapshots.npz", buf.getvalue())
     if y.shape[1] == 2:
         import matplotlib
 
@@ -197,18 +244,18 @@ def main(argv: list[str] | None = None) -> int:
     fl.add_argument("--width", type=_width, default=None, help="'inf' (default) or a finite width")
     fl.add_argument("--kernel", default="relu", choices=list(K.KERNELS))
     fl.add_argument("--data", default="8gaussians", choices=DATASETS)
-    fl.add_argument("--n", type=int, default=200, help="particles")
-    fl.add_argument("--m", type=int, default=None, help="target points (default: n)")
-    fl.add_argument("--steps", type=int, default=2000)
-    fl.add_argument("--snapshot-every", type=int, default=100)
-    fl.add_argument("--eta", type=float, default=None, help="particle step (default: the thesis's eta/N times n)")
-    fl.add_argument("--tau", type=float, default=1.0)
-    fl.add_argument("--disc-lr", type=float, default=0.01)
+    fl.add_argument("--n", type=_positive(int), default=200, help="particles")
+    fl.add_argument("--m", type=_positive(int), default=None, help="target points (default: n)")
+    fl.add_argument("--steps", type=_positive(int), default=2000)
+    fl.add_argument("--snapshot-every", type=_positive(int), default=100)
+    fl.add_argument("--eta", type=_positive(float), default=None, help="particle step (default: the thesis's eta/N times n)")
+    fl.add_argument("--tau", type=_positive(float), default=1.0)
+    fl.add_argument("--disc-lr", type=_positive(float), default=0.01)
     fl.add_argument("--reset", action="store_true", help="re-initialise the finite discriminator each step")
     fl.add_argument("--no-antisymmetric", action="store_true")
-    fl.add_argument("--block-size", type=int, default=None)
+    fl.add_argument("--block-size", type=_positive(int), default=None)
     fl.add_argument("--seed", type=int, default=0)
-    fl.add_argument("--resume", action="store_true")
+    fl.add_argument("--resume", action="store_true", help="continue the run in --out (same settings; --steps may grow)")
     fl.add_argument("--no-gif", action="store_true")
     fl.add_argument("--quiet", action="store_true")
     fl.add_argument("--out", required=True)

@@ -76,3 +76,43 @@ def test_cli_kernel_and_resumable_flow(tmp_path, capsys):
     assert [int(r["step"]) for r in rows] == [10, 20, 30]
     assert (tmp_path / "final.png").exists()
     assert main(["flow", "--kernel", "rbf", "--width", "64", "--out", str(tmp_path)]) == 2
+
+
+def _flow_args(out, *extra):
+    return ["flow", "--loss", "ipm", "--kernel", "rbf", "--data", "8gaussians", "--n", "12",
+            "--snapshot-every", "10", "--no-gif", "--quiet", "--out", str(out), *extra]
+
+
+def test_cli_flow_never_overwrites_and_resumes_only_the_same_run(tmp_path, capsys):
+    assert main(_flow_args(tmp_path, "--steps", "20")) == 0
+    before = (tmp_path / "metrics.csv").read_bytes()
+    assert main(_flow_args(tmp_path, "--steps", "20")) == 2  # no --resume: refused, nothing touched
+    assert "--resume" in capsys.readouterr().err
+    assert (tmp_path / "metrics.csv").read_bytes() == before
+    assert main(_flow_args(tmp_path, "--steps", "30", "--tau", "2", "--resume")) == 2
+    assert "--tau 2.0 (checkpoint: 1.0)" in capsys.readouterr().err
+    (tmp_path / "metrics.csv").write_text(before.decode().splitlines(keepends=True)[0] + before.decode().splitlines(keepends=True)[1])
+    assert main(_flow_args(tmp_path, "--steps", "30", "--resume")) == 2  # truncated log: refused
+    assert "truncated" in capsys.readouterr().err
+    (tmp_path / "checkpoint.npz").write_bytes(b"PK\x03\x04 cut")
+    (tmp_path / "metrics.csv").write_bytes(before)
+    assert main(_flow_args(tmp_path, "--steps", "30", "--resume")) == 2
+    assert "corrupted or truncated" in capsys.readouterr().err
+
+
+def test_cli_flow_finite_width_resume_is_exact(tmp_path):
+    # a re-initialised finite discriminator draws from the PRNG key every step: resuming restores it
+    common = ["--kernel", "relu", "--width", "16", "--reset", "--steps"]
+    assert main(_flow_args(tmp_path / "a", *common, "20")) == 0
+    assert main(_flow_args(tmp_path / "b", *common, "10")) == 0
+    assert main(_flow_args(tmp_path / "b", *common, "20", "--resume")) == 0
+    a, b = (np.load(tmp_path / d / "snapshots.npz")["snapshots"] for d in ("a", "b"))
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("flag, value", [("--snapshot-every", "0"), ("--n", "-3"), ("--eta", "nan"),
+                                         ("--tau", "0"), ("--block-size", "0")])
+def test_cli_flow_refuses_impossible_values(tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit) as e:
+        main([*_flow_args(tmp_path, "--steps", "20"), flag, value])
+    assert e.value.code == 2 and "positive" in capsys.readouterr().err
