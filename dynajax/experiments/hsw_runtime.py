@@ -42,7 +42,7 @@ class HswRuntimeConfig(ExperimentConfig):
         repeats: timed calls per point (median).
     """
 
-    sizes: tuple = (100, 1000, 10000, 100000)
+    sizes: tuple = (100, 300, 1000, 3000, 10000, 100000)
     exact_max_n: int = 3000
     n_proj: int = 200
     repeats: int = 3

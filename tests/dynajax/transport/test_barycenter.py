@@ -50,41 +50,39 @@ def test_free_support_sinkhorn_approaches_exact():
     assert abs(obj - float(ex.cost)) < 0.05 * float(ex.cost), (obj, float(ex.cost))
 
 
-def test_fixed_support_matches_pot_bregman_barycenter():
-    with jax.enable_x64(True):
-        grid = np.linspace(0, 1, 40)[:, None]
-        h1 = np.exp(-((grid[:, 0] - 0.25) ** 2) / 0.005)
-        h2 = np.exp(-((grid[:, 0] - 0.7) ** 2) / 0.01)
-        H = np.stack([h1 / h1.sum(), h2 / h2.sum()])
-        M = ot.dist(grid, grid)
-        ref = ot.bregman.barycenter(H.T, M, 2e-3, weights=np.array([0.3, 0.7]), method="sinkhorn_log", numItermax=20000, stopThr=1e-12)
-        got = B.fixed_support_barycenter(H, grid, np.array([0.3, 0.7]), epsilon=2e-3, threshold=1e-10)
-        np.testing.assert_allclose(got, ref, atol=1e-9)
-        # the mass sits between the inputs at the barycentric mean 0.3 * 0.25 + 0.7 * 0.7
-        np.testing.assert_allclose(np.sum(got * grid[:, 0]), 0.565, atol=1e-2)
+def test_fixed_support_matches_pot_bregman_barycenter(x64):
+    grid = np.linspace(0, 1, 40)[:, None]
+    h1 = np.exp(-((grid[:, 0] - 0.25) ** 2) / 0.005)
+    h2 = np.exp(-((grid[:, 0] - 0.7) ** 2) / 0.01)
+    H = np.stack([h1 / h1.sum(), h2 / h2.sum()])
+    M = ot.dist(grid, grid)
+    ref = ot.bregman.barycenter(H.T, M, 2e-3, weights=np.array([0.3, 0.7]), method="sinkhorn_log", numItermax=20000, stopThr=1e-12)
+    got = B.fixed_support_barycenter(H, grid, np.array([0.3, 0.7]), epsilon=2e-3, threshold=1e-10)
+    np.testing.assert_allclose(got, ref, atol=1e-9)
+    # the mass sits between the inputs at the barycentric mean 0.3 * 0.25 + 0.7 * 0.7
+    np.testing.assert_allclose(np.sum(got * grid[:, 0]), 0.565, atol=1e-2)
 
 
-def test_gaussian_barycenter_closed_forms():
-    with jax.enable_x64(True):
-        r = np.random.default_rng(4)
-        K, d = 4, 3
-        means = r.normal(size=(K, d))
-        A = r.normal(size=(K, d, d))
-        covs = A @ np.transpose(A, (0, 2, 1)) + 0.3 * np.eye(d)
-        lam = np.array([0.1, 0.2, 0.3, 0.4])
-        m, S = B.gaussian_barycenter(means, covs, lam, n_iter=60)
-        m_ref, S_ref = ot.gaussian.bures_wasserstein_barycenter(means, covs, weights=lam, num_iter=1000, eps=1e-14)
-        np.testing.assert_allclose(m, m_ref, atol=1e-12)
-        np.testing.assert_allclose(S, S_ref, atol=1e-8)
-        # the fixed-point equation itself
-        root = lambda s: (lambda w, v: (v * np.sqrt(np.clip(w, 0, None))) @ v.T)(*np.linalg.eigh(s))
-        Sr = root(np.asarray(S))
-        rhs = sum(l * root(Sr @ c @ Sr) for l, c in zip(lam, covs))
-        np.testing.assert_allclose(S, rhs, atol=1e-10)
-        # commuting (diagonal) covariances: S^{1/2} = sum lam_k S_k^{1/2}
-        D = r.random((K, d)) + 0.1
-        _, Sd = B.gaussian_barycenter(means, jax.vmap(jnp.diag)(D), lam, n_iter=60)
-        np.testing.assert_allclose(Sd, np.diag((lam @ np.sqrt(D)) ** 2), atol=1e-10)
+def test_gaussian_barycenter_closed_forms(x64):
+    r = np.random.default_rng(4)
+    K, d = 4, 3
+    means = r.normal(size=(K, d))
+    A = r.normal(size=(K, d, d))
+    covs = A @ np.transpose(A, (0, 2, 1)) + 0.3 * np.eye(d)
+    lam = np.array([0.1, 0.2, 0.3, 0.4])
+    m, S = B.gaussian_barycenter(means, covs, lam, n_iter=60)
+    m_ref, S_ref = ot.gaussian.bures_wasserstein_barycenter(means, covs, weights=lam, num_iter=1000, eps=1e-14)
+    np.testing.assert_allclose(m, m_ref, atol=1e-12)
+    np.testing.assert_allclose(S, S_ref, atol=1e-8)
+    # the fixed-point equation itself
+    root = lambda s: (lambda w, v: (v * np.sqrt(np.clip(w, 0, None))) @ v.T)(*np.linalg.eigh(s))
+    Sr = root(np.asarray(S))
+    rhs = sum(l * root(Sr @ c @ Sr) for l, c in zip(lam, covs))
+    np.testing.assert_allclose(S, rhs, atol=1e-10)
+    # commuting (diagonal) covariances: S^{1/2} = sum lam_k S_k^{1/2}
+    D = r.random((K, d)) + 0.1
+    _, Sd = B.gaussian_barycenter(means, jax.vmap(jnp.diag)(D), lam, n_iter=60)
+    np.testing.assert_allclose(Sd, np.diag((lam @ np.sqrt(D)) ** 2), atol=1e-10)
 
 
 @pytest.mark.slow

@@ -35,82 +35,78 @@ def _dirs(seed, k=16, d=2):
 # --------------------------------------------------------------------------------------------
 # geometry
 # --------------------------------------------------------------------------------------------
-def test_isometry_and_distances_match_the_arccosh_forms():
-    with jax.enable_x64(True):
-        z, w = _ball(0, 20, 3), _ball(1, 15, 3)
-        zl, wl = H.poincare_to_lorentz(z), H.poincare_to_lorentz(w)
-        np.testing.assert_allclose(H.minkowski_inner(zl, zl), -1.0, rtol=1e-12)
-        np.testing.assert_allclose(H.lorentz_to_poincare(zl), z, atol=1e-14)
-        dl = H.hyperbolic_pairwise_distance(zl, wl)
-        dp = H.hyperbolic_pairwise_distance(z, w, model="poincare")
-        ref = np.arccosh(-np.asarray(H.minkowski_inner(zl[:, None], wl[None])))
-        num = 2 * ((z[:, None] - w[None]) ** 2).sum(-1)
-        den = (1 - (z**2).sum(-1))[:, None] * (1 - (w**2).sum(-1))[None]
-        np.testing.assert_allclose(dl, ref, rtol=1e-10)
-        np.testing.assert_allclose(dp, np.arccosh(1 + num / den), rtol=1e-10)
+def test_isometry_and_distances_match_the_arccosh_forms(x64):
+    z, w = _ball(0, 20, 3), _ball(1, 15, 3)
+    zl, wl = H.poincare_to_lorentz(z), H.poincare_to_lorentz(w)
+    np.testing.assert_allclose(H.minkowski_inner(zl, zl), -1.0, rtol=1e-12)
+    np.testing.assert_allclose(H.lorentz_to_poincare(zl), z, atol=1e-14)
+    dl = H.hyperbolic_pairwise_distance(zl, wl)
+    dp = H.hyperbolic_pairwise_distance(z, w, model="poincare")
+    ref = np.arccosh(-np.asarray(H.minkowski_inner(zl[:, None], wl[None])))
+    num = 2 * ((z[:, None] - w[None]) ** 2).sum(-1)
+    den = (1 - (z**2).sum(-1))[:, None] * (1 - (w**2).sum(-1))[None]
+    np.testing.assert_allclose(dl, ref, rtol=1e-10)
+    np.testing.assert_allclose(dp, np.arccosh(1 + num / den), rtol=1e-10)
 
 
-def test_exp_log_inverse_and_models_agree():
-    with jax.enable_x64(True):
-        x, y = _ball(2, 10, 3), _ball(3, 10, 3, shift=0.4)
-        xl, yl = H.poincare_to_lorentz(x), H.poincare_to_lorentz(y)
-        # log then exp is the identity; |log_x y| is the distance (both models)
-        np.testing.assert_allclose(H.lorentz_exp(xl, H.lorentz_log(xl, yl)), yl, atol=1e-10)
-        np.testing.assert_allclose(H.poincare_exp(x, H.poincare_log(x, y)), y, atol=1e-12)
-        v = H.lorentz_log(xl, yl)
-        np.testing.assert_allclose(H.minkowski_inner(xl, v), 0.0, atol=1e-10)  # tangent
-        np.testing.assert_allclose(np.sqrt(H.minkowski_inner(v, v)), H.lorentz_distance(xl, yl), rtol=1e-10)
-        # Poincare exp == Lorentz exp through the isometry (tangents pushed by its differential)
-        u = H.poincare_log(x, y) * 0.7
-        _, ul = jax.jvp(H.poincare_to_lorentz, (x,), (u,))
-        np.testing.assert_allclose(
-            H.lorentz_to_poincare(H.lorentz_exp(xl, ul)), H.poincare_exp(x, u), atol=1e-11
-        )
-        # parallel transport keeps vectors tangent and preserves their norm
-        t = H.lorentz_transport(xl, yl, v)
-        np.testing.assert_allclose(H.minkowski_inner(yl, t), 0.0, atol=1e-10)
-        np.testing.assert_allclose(H.minkowski_inner(t, t), H.minkowski_inner(v, v), rtol=1e-10)
+def test_exp_log_inverse_and_models_agree(x64):
+    x, y = _ball(2, 10, 3), _ball(3, 10, 3, shift=0.4)
+    xl, yl = H.poincare_to_lorentz(x), H.poincare_to_lorentz(y)
+    # log then exp is the identity; |log_x y| is the distance (both models)
+    np.testing.assert_allclose(H.lorentz_exp(xl, H.lorentz_log(xl, yl)), yl, atol=1e-10)
+    np.testing.assert_allclose(H.poincare_exp(x, H.poincare_log(x, y)), y, atol=1e-12)
+    v = H.lorentz_log(xl, yl)
+    np.testing.assert_allclose(H.minkowski_inner(xl, v), 0.0, atol=1e-10)  # tangent
+    np.testing.assert_allclose(np.sqrt(H.minkowski_inner(v, v)), H.lorentz_distance(xl, yl), rtol=1e-10)
+    # Poincare exp == Lorentz exp through the isometry (tangents pushed by its differential)
+    u = H.poincare_log(x, y) * 0.7
+    _, ul = jax.jvp(H.poincare_to_lorentz, (x,), (u,))
+    np.testing.assert_allclose(
+        H.lorentz_to_poincare(H.lorentz_exp(xl, ul)), H.poincare_exp(x, u), atol=1e-11
+    )
+    # parallel transport keeps vectors tangent and preserves their norm
+    t = H.lorentz_transport(xl, yl, v)
+    np.testing.assert_allclose(H.minkowski_inner(yl, t), 0.0, atol=1e-10)
+    np.testing.assert_allclose(H.minkowski_inner(t, t), H.minkowski_inner(v, v), rtol=1e-10)
 
 
 @pytest.mark.parametrize("model", ["lorentz", "poincare"])
-def test_riemannian_step_moves_along_the_geodesic(model):
+def test_riemannian_step_moves_along_the_geodesic(model, x64):
     # f(x) = d(x, y)^2 / 2 has Riemannian gradient -log_x(y): a step of size lr lands on the
     # geodesic from x to y, at distance (1 - lr) d(x, y) from y.
-    with jax.enable_x64(True):
-        x, y = _ball(4, 6, 2), _ball(5, 6, 2, shift=0.3)
-        if model == "lorentz":
-            x, y = H.poincare_to_lorentz(x), H.poincare_to_lorentz(y)
-        dist = H.lorentz_distance if model == "lorentz" else H.poincare_distance
-        g = jax.grad(lambda u: 0.5 * jnp.sum(dist(u, y) ** 2))(x)
-        x1 = H.riemannian_gradient_step(x, g, 0.3, model=model)
-        d0 = dist(x, y)
-        np.testing.assert_allclose(dist(x1, y), 0.7 * d0, rtol=1e-8)
-        np.testing.assert_allclose(dist(x, x1), 0.3 * d0, rtol=1e-8)
+    x, y = _ball(4, 6, 2), _ball(5, 6, 2, shift=0.3)
+    if model == "lorentz":
+        x, y = H.poincare_to_lorentz(x), H.poincare_to_lorentz(y)
+    dist = H.lorentz_distance if model == "lorentz" else H.poincare_distance
+    g = jax.grad(lambda u: 0.5 * jnp.sum(dist(u, y) ** 2))(x)
+    x1 = H.riemannian_gradient_step(x, g, 0.3, model=model)
+    d0 = dist(x, y)
+    np.testing.assert_allclose(dist(x1, y), 0.7 * d0, rtol=1e-8)
+    np.testing.assert_allclose(dist(x, x1), 0.3 * d0, rtol=1e-8)
 
 
 @pytest.mark.parametrize("mu", [[0.0, 0.0], pytest.param([0.5, -0.3], marks=pytest.mark.slow)])
-def test_wrapped_normal_density_integrates_to_one_and_matches_samples(mu):
+def test_wrapped_normal_density_integrates_to_one_and_matches_samples(mu, x64):
     # quadrature of the density against the Riemannian volume lambda^2 dx dy on the disk,
     # and the mean distance to the origin: quadrature vs the sampler
-    with jax.enable_x64(True):
-        mu = np.asarray(mu)
-        cov = np.array([[0.3, 0.1], [0.1, 0.2]])
-        r = (np.arange(300) + 0.5) / 300 * (1 - 1e-9)
-        phi = (np.arange(128) + 0.5) / 128 * 2 * np.pi
-        R, P = np.meshgrid(r, phi, indexing="ij")
-        pts = np.stack([R * np.cos(P), R * np.sin(P)], -1).reshape(-1, 2)
-        dens = np.exp(H.wrapped_normal_log_density(pts, mu, cov, model="poincare"))
-        vol = (2 / (1 - (pts**2).sum(-1))) ** 2 * R.reshape(-1) * (r[1] - r[0]) * (phi[1] - phi[0])
-        np.testing.assert_allclose(np.sum(dens * vol), 1.0, atol=2e-3)
-        dist0 = np.asarray(H.poincare_distance(pts, np.zeros(2)))
-        mean_q = np.sum(dens * vol * dist0)
-        s = H.wrapped_normal_sample(mu, cov, 20000, key=jax.random.key(0), model="poincare")
-        mean_s = float(jnp.mean(H.poincare_distance(s, jnp.zeros(2))))
-        assert abs(mean_s - mean_q) < 0.02  # 3 standard errors, (mean_s, mean_q)
-        # the two models draw the same points
-        sl = H.wrapped_normal_sample(H.poincare_to_lorentz(mu), cov, 50, key=jax.random.key(1))
-        sp = H.wrapped_normal_sample(mu, cov, 50, key=jax.random.key(1), model="poincare")
-        np.testing.assert_allclose(H.lorentz_to_poincare(sl), sp, atol=1e-10)
+    mu = np.asarray(mu)
+    cov = np.array([[0.3, 0.1], [0.1, 0.2]])
+    r = (np.arange(300) + 0.5) / 300 * (1 - 1e-9)
+    phi = (np.arange(128) + 0.5) / 128 * 2 * np.pi
+    R, P = np.meshgrid(r, phi, indexing="ij")
+    pts = np.stack([R * np.cos(P), R * np.sin(P)], -1).reshape(-1, 2)
+    dens = np.exp(H.wrapped_normal_log_density(pts, mu, cov, model="poincare"))
+    vol = (2 / (1 - (pts**2).sum(-1))) ** 2 * R.reshape(-1) * (r[1] - r[0]) * (phi[1] - phi[0])
+    np.testing.assert_allclose(np.sum(dens * vol), 1.0, atol=2e-3)
+    dist0 = np.asarray(H.poincare_distance(pts, np.zeros(2)))
+    mean_q = np.sum(dens * vol * dist0)
+    s = H.wrapped_normal_sample(mu, cov, 20000, key=jax.random.key(0), model="poincare")
+    mean_s = float(jnp.mean(H.poincare_distance(s, jnp.zeros(2))))
+    assert abs(mean_s - mean_q) < 0.02  # 3 standard errors, (mean_s, mean_q)
+    # the two models draw the same points
+    sl = H.wrapped_normal_sample(H.poincare_to_lorentz(mu), cov, 50, key=jax.random.key(1))
+    sp = H.wrapped_normal_sample(mu, cov, 50, key=jax.random.key(1), model="poincare")
+    np.testing.assert_allclose(H.lorentz_to_poincare(sl), sp, atol=1e-10)
 
 
 def test_hyperbolic_wasserstein_is_pot_emd2_with_the_geodesic_cost(x64):
@@ -141,17 +137,16 @@ KINDS = ["geodesic", "horospherical"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_projections_are_exact_on_the_slicing_geodesic(kind):
-    with jax.enable_x64(True):
-        th = _dirs(0, 3, 3)
-        t = np.linspace(-12, 12, 25)
-        gl = np.concatenate([np.cosh(t)[:, None], np.sinh(t)[:, None] * th[0]], 1)
-        np.testing.assert_allclose(HS.hyperbolic_projection(gl, th[:1], projection=kind)[0], t, atol=1e-9)
-        t = np.linspace(-6, 6, 25)  # the ball's float64 resolution at tanh(t / 2) near 1
-        gp = np.tanh(t / 2)[:, None] * th[0]
-        np.testing.assert_allclose(
-            HS.hyperbolic_projection(gp, th[:1], projection=kind, model="poincare")[0], t, atol=1e-9
-        )
+def test_projections_are_exact_on_the_slicing_geodesic(kind, x64):
+    th = _dirs(0, 3, 3)
+    t = np.linspace(-12, 12, 25)
+    gl = np.concatenate([np.cosh(t)[:, None], np.sinh(t)[:, None] * th[0]], 1)
+    np.testing.assert_allclose(HS.hyperbolic_projection(gl, th[:1], projection=kind)[0], t, atol=1e-9)
+    t = np.linspace(-6, 6, 25)  # the ball's float64 resolution at tanh(t / 2) near 1
+    gp = np.tanh(t / 2)[:, None] * th[0]
+    np.testing.assert_allclose(
+        HS.hyperbolic_projection(gp, th[:1], projection=kind, model="poincare")[0], t, atol=1e-9
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -184,18 +179,17 @@ def test_hsw_near_the_origin_is_euclidean_sw_of_the_tangent_coordinates(kind):
     np.testing.assert_allclose(hsw, sw, rtol=2e-2)
 
 
-def test_ghsw_in_dimension_one_is_the_exact_hyperbolic_wasserstein():
+def test_ghsw_in_dimension_one_is_the_exact_hyperbolic_wasserstein(x64):
     # H^1 is a line and the geodesic coordinate is arc length: both slices (v = +-1) are exact
-    with jax.enable_x64(True):
-        x, y = _ball(12, 17, 1, 2.0), _ball(13, 11, 1, 2.0, shift=1.0)
-        a = np.random.default_rng(3).random(17) + 0.1
-        a /= a.sum()
-        for kind in KINDS:
-            got = HS.hyperbolic_sliced_wasserstein(
-                x, y, a, p=1.5, model="poincare", projection=kind, projections=np.array([[1.0], [-1.0]])
-            )
-            ref = H.hyperbolic_wasserstein(x, y, a, p=1.5, model="poincare")
-            np.testing.assert_allclose(got, ref, rtol=1e-9)
+    x, y = _ball(12, 17, 1, 2.0), _ball(13, 11, 1, 2.0, shift=1.0)
+    a = np.random.default_rng(3).random(17) + 0.1
+    a /= a.sum()
+    for kind in KINDS:
+        got = HS.hyperbolic_sliced_wasserstein(
+            x, y, a, p=1.5, model="poincare", projection=kind, projections=np.array([[1.0], [-1.0]])
+        )
+        ref = H.hyperbolic_wasserstein(x, y, a, p=1.5, model="poincare")
+        np.testing.assert_allclose(got, ref, rtol=1e-9)
 
 
 def test_weights_are_repeated_points_and_keys_draw_random_directions():
@@ -223,28 +217,27 @@ def test_weights_are_repeated_points_and_keys_draw_random_directions():
      pytest.param("geodesic", "lorentz", marks=pytest.mark.slow),
      pytest.param("horospherical", "poincare", marks=pytest.mark.slow)],
 )
-def test_hsw_gradient_matches_finite_differences_and_is_finite_at_coinciding_points(kind, model):
-    with jax.enable_x64(True):
-        x, y, th = _ball(16, 8, 2), _ball(17, 8, 2, shift=0.3), _dirs(4, 10)
+def test_hsw_gradient_matches_finite_differences_and_is_finite_at_coinciding_points(kind, model, x64):
+    x, y, th = _ball(16, 8, 2), _ball(17, 8, 2, shift=0.3), _dirs(4, 10)
+    if model == "lorentz":
+        x, y = H.poincare_to_lorentz(x), H.poincare_to_lorentz(y)
+    kw = dict(projection=kind, model=model, projections=th)
+    # Poincare: free coordinates; Lorentz: the x_{1:} coordinates, x_0 lifted
+    lift = (lambda u: u) if model == "poincare" else H.project_lorentz
+    f = jax.jit(lambda u: HS.hyperbolic_sliced_wasserstein(lift(u), y, **kw))
+    g = jax.grad(f)(x)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        dx = rng.normal(size=x.shape)
         if model == "lorentz":
-            x, y = H.poincare_to_lorentz(x), H.poincare_to_lorentz(y)
-        kw = dict(projection=kind, model=model, projections=th)
-        # Poincare: free coordinates; Lorentz: the x_{1:} coordinates, x_0 lifted
-        lift = (lambda u: u) if model == "poincare" else H.project_lorentz
-        f = jax.jit(lambda u: HS.hyperbolic_sliced_wasserstein(lift(u), y, **kw))
-        g = jax.grad(f)(x)
-        rng = np.random.default_rng(5)
-        for _ in range(3):
-            dx = rng.normal(size=x.shape)
-            if model == "lorentz":
-                dx[:, 0] = 0.0
-            h = 1e-6
-            fd = (f(x + h * dx) - f(x - h * dx)) / (2 * h)
-            np.testing.assert_allclose(np.sum(g * dx), fd, rtol=1e-5)
-        g0 = jax.grad(lambda u: HS.hyperbolic_sliced_wasserstein_distance(u, x, **kw))(x)
-        assert np.all(np.isfinite(g0)) and np.all(g0 == 0.0)
-        g1 = jax.grad(lambda u: HS.hyperbolic_sliced_wasserstein(u, x, **kw))(x)
-        assert np.all(np.isfinite(g1))
+            dx[:, 0] = 0.0
+        h = 1e-6
+        fd = (f(x + h * dx) - f(x - h * dx)) / (2 * h)
+        np.testing.assert_allclose(np.sum(g * dx), fd, rtol=1e-5)
+    g0 = jax.grad(lambda u: HS.hyperbolic_sliced_wasserstein_distance(u, x, **kw))(x)
+    assert np.all(np.isfinite(g0)) and np.all(g0 == 0.0)
+    g1 = jax.grad(lambda u: HS.hyperbolic_sliced_wasserstein(u, x, **kw))(x)
+    assert np.all(np.isfinite(g1))
 
 
 def test_hsw_validation_and_jit_vmap():
