@@ -43,6 +43,7 @@ API_PAGES = {
     "dynajax.forecast": ("forecast", "Learning dynamics: APHYNITY, LEADS, hidden dynamics, baselines, adjoints."),
     "dynajax.arch": ("arch", "Continuous-depth and stable architectures, PINNs, Deep Ritz, MFNs."),
     "dynajax.transport": ("transport", "Optimal transport: Sinkhorn, exact and sliced distances, flows, least action."),
+    "dynajax.cnf": ("cnf", "Continuous flows with a transport cost: OT-Flow, mean-field games, GP-flows."),
     "dynajax.experiments": ("experiments", "The reproductions: configurations, registry, runner, checks, scorecard."),
     "gantk": ("gantk", "Infinite-width NTK discriminators and the flows they induce."),
     "gantk.kernels": ("gantk.kernels", "Closed-form NTK / NNGP kernels (neural-tangents conventions), RBF."),

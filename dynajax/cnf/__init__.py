@@ -41,3 +41,31 @@ from dynajax.cnf.trace import autodiff_divergence as autodiff_divergence
 from dynajax.cnf.trace import hutchinson_divergence as hutchinson_divergence
 from dynajax.cnf.toy_densities import TOY_DENSITIES as TOY_DENSITIES
 from dynajax.cnf.toy_densities import sample_toy as sample_toy
+
+__all__ = [
+    "AntisymmetricField",
+    "Characteristics",
+    "MFGTerms",
+    "OTFlowLoss",
+    "Potential",
+    "TOY_DENSITIES",
+    "autodiff_divergence",
+    "characteristics",
+    "entropy_congestion",
+    "gaussian_divergence",
+    "gp_flow",
+    "gp_transport_cost",
+    "hutchinson_divergence",
+    "interaction",
+    "kl_terminal",
+    "log_cosh",
+    "mfg_objective",
+    "obstacle",
+    "otflow_log_density",
+    "otflow_loss",
+    "otflow_sample",
+    "otflow_step",
+    "quadratic_terminal",
+    "sample_toy",
+    "standard_normal_logpdf",
+]
