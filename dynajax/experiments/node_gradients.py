@@ -30,7 +30,6 @@ order 1 in ``h = 1 / N``); the band checks compare with these two analytic value
 from __future__ import annotations
 
 import dataclasses
-import statistics
 import time
 from pathlib import Path
 
@@ -42,7 +41,7 @@ import optax
 from dynajax.arch import ContinuousClassifier, accuracy, stored_bytes
 from dynajax.experiments.config import ExperimentConfig, seed_keys
 from dynajax.experiments.registry import register
-from dynajax.experiments.results import Check, Result, Row, band, save_figure
+from dynajax.experiments.results import Check, Result, Row, band, median_seconds, save_figure
 from dynajax.train import fit, init_state, make_step
 
 ROUTES = ("discretize", "backsolve")
@@ -106,15 +105,6 @@ def moons(key: jax.Array, n: int, noise: float) -> tuple[np.ndarray, np.ndarray]
     return (x - np.array([0.5, 0.25])) / np.array([0.87, 0.5]), y.astype(np.int32)
 
 
-def _median_time(fn, *args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
 
 def gradient_rows(cfg: NodeGradientsConfig, x, y, k_init, k_dir) -> dict[str, dict[str, float]]:
     """Gradient accuracy, time and memory of both routes for every ``N`` (one seed)."""
@@ -139,7 +129,7 @@ def gradient_rows(cfg: NodeGradientsConfig, x, y, k_init, k_dir) -> dict[str, di
                 out[f"{route} N={n}"] = {
                     "grad_err_fd": abs(float(jnp.vdot(g, flat(v))) - fd) / abs(fd),
                     "grad_err_limit": float(jnp.linalg.norm(g - g_inf) / jnp.linalg.norm(g_inf)),
-                    "wall_ms": 1e3 * _median_time(grad, params, x, y, repeats=cfg.repeats),
+                    "wall_ms": 1e3 * median_seconds(grad, params, x, y, repeats=cfg.repeats),
                     "stored_mb": stored_bytes(lambda p, m=model: m.loss(p, x, y), params) / 2**20,
                 }
     return out
