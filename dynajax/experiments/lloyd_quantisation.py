@@ -8,10 +8,15 @@ from a fine sample of ``fine * N`` points. Methods: the uniform-weight Lloyd ite
 Laguerre cells (:func:`dynajax.transport.laguerre_lloyd`), k-means with free weights
 (:func:`dynajax.transport.kmeans_lloyd`), and ``N`` i.i.d. samples. Metric: W_2^2 against
 ``n_eval`` held-out samples (exact OT for uniform weights, the Voronoi distortion for k-means),
-its fitted rate in ``N`` (the optimal quantisation rate is ``W_2^2 ~ N^{-2/d} = N^{-1}``, Zador;
-i.i.d. samples are slower, ``log N / N`` in ``d = 2``), the energy along the Lloyd iterations
-(never increasing), and the hexagon check: on the square, ``N E -> 2 G = 0.16038`` (Fejes Toth),
-extrapolated from the k-means values by fitting ``N E = a + c N^{-1/2}`` (a boundary layer).
+its fitted rate in ``N``, the energy along the Lloyd iterations (never increasing), and the hexagon
+check. Rates: free-weight (optimal) quantisation has ``W_2^2 ~ N^{-2/d} = N^{-1}`` for any
+measure with a finite moment above 2 (Zador), uniform weights reach it for compact support
+(Merigot et al. 2021) but not for Gaussian tails (there ``log N / N``-like at these ``N``), and
+i.i.d. samples are slower (``log N / N`` in ``d = 2``); the bands are on the first two. Hexagon:
+on the square, ``N E >= 2 G = 0.16038`` for every ``N`` (Fejes Toth's inequality, a lower bound)
+with equality as ``N -> infinity``; the k-means value (best of ``kmeans_restarts`` random starts)
+at the largest ``N`` is banded against ``2 G`` (a boundary layer ``O(N^{-1/2})`` and Lloyd's local
+minima remain at finite ``N``).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from dynajax.experiments.results import Check, Result, Row, band, save_figure
 from dynajax.transport.quantisation import HEXAGON_2G, kmeans_lloyd, laguerre_lloyd, quantisation_error
 
 METHODS = ("laguerre", "kmeans", "iid")
-HEX_BAND = 0.05  # relative, extrapolated N E vs 2 G
+HEX_BAND = 0.05  # relative, N E of k-means at the largest N vs 2 G
 RATE_BAND = 0.2  # |fitted slope of W2^2 in N - (-1)| for the Lloyd methods
 
 
@@ -40,18 +45,21 @@ class LloydConfig(ExperimentConfig):
     Attributes:
         sizes: numbers of points ``N``; fine: fine-sample points per quantisation point.
         n_iter_laguerre, n_iter_kmeans: Lloyd iterations; n_eval: held-out samples.
+        kmeans_restarts: k-means runs from random subsets of the fine sample (lowest energy kept).
     """
 
     sizes: tuple = (16, 32, 64, 128)
     fine: int = 60
     n_iter_laguerre: int = 20
-    n_iter_kmeans: int = 60
+    n_iter_kmeans: int = 100
+    kmeans_restarts: int = 5
     n_eval: int = 20000
 
 
 QUICK = LloydConfig(seeds=1)
 # Merigot et al. 2021, Sec. 4 (error vs N figure): larger N and fine samples.
-FULL = LloydConfig(seeds=3, sizes=(16, 32, 64, 128, 256, 512), fine=100, n_iter_laguerre=40, n_iter_kmeans=100, n_eval=50000)
+FULL = LloydConfig(seeds=3, sizes=(16, 32, 64, 128, 256, 512), fine=100, n_iter_laguerre=40, n_iter_kmeans=200,
+                   kmeans_restarts=10, n_eval=50000)
 
 MEANS4 = np.array([[-2.0, -2.0], [2.0, -2.0], [-2.0, 2.0], [2.0, 2.0]])
 
@@ -76,6 +84,10 @@ def run_one(key, cfg, name):
         y0 = x[:n]  # the first n points of the fine sample: also the i.i.d. quantiser
         lg = laguerre_lloyd(x, y0, n_iter=cfg.n_iter_laguerre)
         km = kmeans_lloyd(x, y0, n_iter=cfg.n_iter_kmeans)
+        for r in range(1, cfg.kmeans_restarts):
+            idx = jax.random.choice(jax.random.fold_in(k, r), x.shape[0], (n,), replace=False)
+            other = kmeans_lloyd(x, x[idx], n_iter=cfg.n_iter_kmeans)
+            km = other if other.energy[-1] < km.energy[-1] else km
         unif = jnp.full((n,), 1.0 / n)
         out["laguerre"][n] = float(quantisation_error(held, lg.points, unif))
         out["kmeans"][n] = float(quantisation_error(held, km.points))
@@ -105,7 +117,7 @@ def run(cfg: LloydConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
                     for n in cfg.sizes for m in ("laguerre", "kmeans"))
         checks.append(Check(f"{nm}: no Lloyd iteration increases the energy (Laguerre and k-means)",
                             worst <= 1e-5, f"largest relative increase {worst:.2e}"))
-        for m in ("laguerre", "kmeans"):
+        for m in ("laguerre", "kmeans") if nm == "square" else ("kmeans",):
             checks.append(band(f"{nm}: {m} W2^2 rate in N vs Zador's N^(-2/d) = N^-1", slopes[nm, m], -1.0,
                                RATE_BAND, "abs"))
         checks.append(Check(f"{nm}: Lloyd (Laguerre) beats i.i.d. samples at every N",
@@ -113,16 +125,17 @@ def run(cfg: LloydConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
                                 for n in cfg.sizes), ""))
     ns = np.array(cfg.sizes, float)
     ne = ns * np.array([np.mean([r[0]["kmeans"][n] for r in res["square"]]) for n in cfg.sizes])
-    a, _ = np.linalg.lstsq(np.stack([np.ones_like(ns), ns**-0.5], 1), ne, rcond=None)[0]
-    checks.append(band("square: N E of k-means extrapolated to N -> inf vs 2G (Fejes Toth hexagon)", a, HEXAGON_2G,
+    checks.append(Check("square: Fejes Toth's lower bound N E >= 2G holds at every N (k-means, held-out)",
+                        bool(np.all(ne >= HEXAGON_2G * 0.99)), ", ".join(f"{v:.4f}" for v in ne)))
+    checks.append(band(f"square: N E of k-means at N = {int(ns[-1])} vs 2G (Fejes Toth hexagon)", ne[-1], HEXAGON_2G,
                        HEX_BAND, "rel"))
-    rows.append(Row("square: k-means N E", {f"NE_N{n}": [v] for n, v in zip(cfg.sizes, ne)} | {"extrapolated": [a]},
-                    {"extrapolated": HEXAGON_2G}))
+    rows.append(Row("square: k-means N E", {f"NE_N{n}": [v] for n, v in zip(cfg.sizes, ne)},
+                    {f"NE_N{cfg.sizes[-1]}": HEXAGON_2G}))
     notes = (f"Fine samples of {cfg.fine} N points, {cfg.n_iter_laguerre} Laguerre and {cfg.n_iter_kmeans} k-means "
              f"iterations from the first N fine-sample points, W2^2 against {cfg.n_eval} held-out samples. Fitted "
              "slopes of W2^2 in N: " + ", ".join(f"{nm}/{m} {s:.2f}" for (nm, m), s in slopes.items())
-             + f". Square, k-means N E: " + ", ".join(f"{v:.4f}" for v in ne) + f"; extrapolated {a:.4f} vs "
-             f"2G = {HEXAGON_2G:.4f}.")
+             + ". Square, k-means N E (held-out): " + ", ".join(f"{v:.4f}" for v in ne) + f" vs 2G = {HEXAGON_2G:.4f}; "
+             "the uniform-weight rate is banded on the square only (compact support).")
     return Result(rows=rows, checks=checks, figures=[_plot(res, cfg, out_dir)], notes=notes)
 
 

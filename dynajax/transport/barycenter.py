@@ -125,30 +125,32 @@ def free_support_barycenter(
         if epsilon is not None:
             epsilon = _validate.positive(epsilon, "epsilon")
         return _ott_free_barycenter(ys, bs, lam, x, n_iter, epsilon)
-    step = jax.jit(_exact_step)
-    for it in range(1, n_iter + 1):
-        x_new, cost = step(x, ys, bs, lam)
-        moved = float(jnp.max(jnp.sum((x_new - x) ** 2, axis=-1)))
-        x = x_new
-        if moved < tol:
-            break
-    return BarycenterResult(x=x, cost=_exact_cost(x, ys, bs, lam), n_iters=jnp.asarray(it))
+    return _exact_free(x, ys, bs, lam, tol, n_iter=n_iter)
 
 
 def _exact_step(x, ys, bs, lam):
-    n = x.shape[0]
     new = jnp.zeros_like(x)
     cost = 0.0
     for y, b, l in zip(ys, bs, lam):
         plan = _exact_plan(x, y, None, b)
-        new = new + l * n * (plan @ y)
+        new = new + l * x.shape[0] * (plan @ y)
         cost = cost + l * jnp.sum(plan * _sqdist(x, y))
     return new, cost
 
 
-@jax.jit
-def _exact_cost(x, ys, bs, lam):
-    return sum(l * jnp.sum(_exact_plan(x, y, None, b) * _sqdist(x, y)) for y, b, l in zip(ys, bs, lam))
+@functools.partial(jax.jit, static_argnames="n_iter")
+def _exact_free(x, ys, bs, lam, tol, n_iter):
+    def cond(state):
+        _, it, moved = state
+        return (it < n_iter) & (moved >= tol)
+
+    def body(state):
+        x, it, _ = state
+        new, _ = _exact_step(x, ys, bs, lam)
+        return new, it + 1, jnp.max(jnp.sum((new - x) ** 2, axis=-1))
+
+    x, it, _ = jax.lax.while_loop(cond, body, (x, jnp.asarray(0), jnp.asarray(jnp.inf, x.dtype)))
+    return BarycenterResult(x=x, cost=_exact_step(x, ys, bs, lam)[1], n_iters=it)
 
 
 def _ott_free_barycenter(ys, bs, lam, x, n_iter, epsilon):
