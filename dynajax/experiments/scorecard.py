@@ -58,8 +58,11 @@ def _checks(metrics: dict) -> str:
 def _hardware(run: dict) -> str:
     hw = run["hardware"]
     where = ", ".join(hw["accelerators"]) if hw["accelerators"] else f"{hw['cores']} CPU cores"
-    load = run["load_average"]["start"]
-    return f"{where}, load {load[0]:.1f}" if load else where
+    start, end = run["load_average"].get("start"), run["load_average"].get("end")
+    if not start:
+        return where
+    # the 1-minute load average when the run started and when it ended
+    return f"{where}, load {start[0]:.1f}" + (f" -> {end[0]:.1f}" if end else "")
 
 
 def render(records: list[dict], registered: Iterable[str]) -> str:
