@@ -1,4 +1,4 @@
-"""The ``dynajax`` command: ``list``, ``reproduce NAME | --suite demo|quick``, ``report DIR``, ``scorecard``."""
+"""The ``dynajax`` command: ``list``, ``reproduce NAME | --suite demo|quick|gpu``, ``report DIR``, ``scorecard``."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _reproduce(args) -> int:
     if (args.name is None) == (args.suite is None):
         raise ValueError(f"give exactly one of an experiment NAME or --suite {{{','.join(SUITES)}}}")
     names = experiment_names(args.suite) if args.suite else [args.name]
-    scale = "demo" if args.suite == "demo" else args.scale
+    scale = args.suite if args.suite in ("demo", "gpu") else args.scale
     if args.set and len(names) > 1:
         raise ValueError("--set applies to one experiment; give its NAME instead of --suite")
     out = args.out or ("results" if args.record else "runs")
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="list the registered experiments")
     rep = sub.add_parser("reproduce", help="run an experiment and write metrics.json, report.md, run.json, figures")
     rep.add_argument("name", nargs="?", help="experiment name (see `dynajax list`)")
-    rep.add_argument("--suite", choices=SUITES, help="run every experiment of a suite (demo: the showcase)")
+    rep.add_argument("--suite", choices=SUITES, help="run every experiment of a suite (demo: the showcase at its demo scale; quick: at --scale; gpu: the gpu configurations)")
     rep.add_argument("--scale", default="quick", choices=SCALES)
     rep.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the config's)")
     rep.add_argument("--seed-offset", type=int, default=0, help="run seeds K..K+N-1 (default 0)")

@@ -12,7 +12,7 @@ from dynajax.experiments.results import Result
 # demo: the showcase budget of `make demo`; quick: minutes on 2 cores; full: the paper's
 # protocol; gpu: the paper's protocol where it needs an accelerator.
 SCALES = ("demo", "quick", "full", "gpu")
-SUITES = ("demo", "quick")
+SUITES = ("demo", "quick", "gpu")
 
 # run(config, seeds, out_dir) -> Result; seeds are the seed values; figures go into out_dir.
 RunFn = Callable[[ExperimentConfig, tuple[int, ...], Path], Result]
@@ -79,9 +79,10 @@ def get_experiment(name: str) -> Experiment:
 
 
 def experiment_names(suite: str | None = None) -> list[str]:
-    """Registered names, sorted; ``suite="quick"`` keeps the quick suite, ``"demo"`` the showcase."""
+    """Registered names, sorted; ``suite="quick"`` keeps the quick suite, ``"demo"`` the showcase,
+    ``"gpu"`` the experiments with a ``gpu`` configuration (paper scales that need an accelerator)."""
     if suite not in (None, *SUITES):
         raise ValueError(f"unknown suite {suite!r}; allowed: {', '.join(SUITES)}")
-    if suite == "demo":
-        return sorted(n for n, e in _REGISTRY.items() if "demo" in e.configs)
+    if suite in ("demo", "gpu"):
+        return sorted(n for n, e in _REGISTRY.items() if suite in e.configs)
     return sorted(n for n, e in _REGISTRY.items() if suite is None or e.quick_suite)

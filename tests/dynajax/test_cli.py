@@ -289,6 +289,10 @@ def test_quick_suite_contains_solver_convergence():
     assert "solver-convergence" in experiment_names("quick") and "solver-convergence" in experiment_names("demo")
     with pytest.raises(ValueError, match="unknown suite"):
         experiment_names("slow")
+    # the gpu suite: exactly the experiments whose paper scale has a gpu configuration
+    gpu = experiment_names("gpu")
+    assert gpu and all("gpu" in registry.get_experiment(n).configs for n in gpu)
+    assert {"aphynity-rd", "leads-gs"} <= set(gpu) and "solver-convergence" not in gpu
 
 
 def test_solver_convergence_end_to_end(tmp_path):
