@@ -87,7 +87,7 @@ def _dense_layers(net_params) -> list[tuple[np.ndarray, np.ndarray]]:
 def _pendulum_batch(seed: int = 0) -> np.ndarray:
     """``[B, T, 2]`` float32 trajectories of the damped pendulum (library generator)."""
     with jax.enable_x64(True):
-        y0 = np.asarray(pendulum.sample_initial(jax.random.key(seed), B), np.float64)
+        y0 = np.asarray(pendulum.sample_initial(B, key=jax.random.key(seed)), np.float64)
         ts = np.arange(T_APH) * DT
         theta = {"omega0_sq": float(pendulum.omega0_sq_from_T0(6.0)), "alpha": 0.2}
         field = lambda t, y, a: pendulum.complete_field(t, y, a)  # noqa: E731

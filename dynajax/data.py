@@ -168,16 +168,16 @@ def _key_json(key: Mapping[str, Any]) -> str:
 
 def cached(
     generate: Callable[[], TrajectoryDataset],
-    key: Mapping[str, Any],
+    cache_key: Mapping[str, Any],
     *,
     directory: str | os.PathLike | None = None,
     enabled: bool = True,
 ) -> TrajectoryDataset:
-    """Returns ``generate()``, memoised on disk under ``key``.
+    """Returns ``generate()``, memoised on disk under ``cache_key``.
 
     Args:
-        generate: builds the dataset (deterministically from what ``key`` holds).
-        key: every generating parameter (system, split, seed, sizes, physical parameters,
+        generate: builds the dataset (deterministically from what ``cache_key`` holds).
+        cache_key: every generating parameter (system, split, seed, sizes, physical parameters,
             a generator version), JSON-serialisable. The file name hashes it and the file
             stores it: a file whose key or checksum does not match is regenerated.
         directory: cache directory (default :func:`cache_dir`).
@@ -185,9 +185,9 @@ def cached(
     """
     if not enabled:
         return generate()
-    key_json = _key_json(key)
+    key_json = _key_json(cache_key)
     digest = hashlib.sha256(key_json.encode()).hexdigest()[:20]
-    prefix = "-".join(str(key[k]) for k in ("system", "split") if k in key)
+    prefix = "-".join(str(cache_key[k]) for k in ("system", "split") if k in cache_key)
     path = Path(directory or cache_dir()) / f"{prefix}-{digest}.npz"
     if path.exists():
         try:
@@ -237,7 +237,7 @@ def map_in_batches(
 
 
 def digits_splits(
-    n_test: int = 797, n_val: int = 200, seed: int = 0
+    n_test: int = 797, n_val: int = 200, *, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """scikit-learn's 8x8 digits (1797 images, shipped with the package) in fixed splits.
 

@@ -31,7 +31,7 @@ from dynajax.forecast import hidden as hd
 from dynajax.forecast.hidden_baselines import ResNet
 from dynajax.systems import navier_stokes as ns
 
-states = ns.density_velocity_states(jax.random.key(0), 7, 9)  # [7 sims, 10 frames, (rho, u_x, u_y), 32, 32]
+states = ns.density_velocity_states(7, 9, key=jax.random.key(0))  # [7 sims, 10 frames, (rho, u_x, u_y), 32, 32]
 states[:, :, 1:] /= np.sqrt(np.mean(states[:5, :, 1:] ** 2))  # velocity in units of its training RMS
 print(states.shape)
 

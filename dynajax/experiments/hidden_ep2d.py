@@ -144,9 +144,9 @@ def simulate_set(key, n: int, shape: str, sigma, n_onsets: int, cfg: HiddenEP2DC
     """``[n, n_frames + 1, 3, size, size]`` float32 states ``(v, h, scar)``; ``sigma``: a value or values
     to draw from (one per simulation)."""
     k_scar, k_stim, k_sig = jax.random.split(key, 3)
-    scars = ms.sample_scars(k_scar, n, cfg.size, shape)
+    scars = ms.sample_scars(n, cfg.size, shape, key=k_scar)
     sig = jnp.asarray(np.atleast_1d(sigma), jnp.float32)[jax.random.randint(k_sig, (n,), 0, np.size(sigma))]
-    stim = ms.sample_stimulus(k_stim, 1.0 - scars, n_onsets)
+    stim = ms.sample_stimulus(1.0 - scars, n_onsets, key=k_stim)
     ys = np.asarray(ms.simulate_batch(1.0 - scars, stim, sig, n_frames=cfg.n_frames, dt=cfg.dt))
     scar = np.broadcast_to(np.asarray(scars)[:, None, None], (n, ys.shape[1], 1, *ys.shape[-2:]))
     return np.concatenate([ys, scar], axis=2).astype(np.float32)

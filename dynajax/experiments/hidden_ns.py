@@ -170,7 +170,7 @@ def run_seed(k_data, k_models, cfg: HiddenNSConfig):
     t0, K, T, hz = time.perf_counter(), cfg.n_context, cfg.T, cfg.horizons
     H, (a, b) = hz[-1], (cfg.n_train, cfg.n_train + cfg.n_val)
     states = ns.density_velocity_states(  # one simulation length for the three splits: one compile
-        k_data, b + cfg.n_test, max(cfg.train_frames, K - 1 + H), size=cfg.grid, tau=cfg.vort_tau,
+        b + cfg.n_test, max(cfg.train_frames, K - 1 + H), key=k_data, size=cfg.grid, tau=cfg.vort_tau,
         amplitude=cfg.vort_amp, blob_width=cfg.blob_width, nu=cfg.nu, kappa=cfg.kappa, frame_dt=cfg.frame_dt,
         dt=cfg.solver_dt)
     tr, va, te = states[:a, :cfg.train_frames + 1], states[a:b, :K + T], states[b:, :K + H]

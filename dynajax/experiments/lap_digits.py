@@ -217,7 +217,7 @@ def e3(cfg: LapDigitsConfig, seeds, splits, out_dir: Path):
 @register("lap-digits", "LAP on sklearn digits: transport-accuracy regression, Table 4.1 analogue",
           configs={"quick": QUICK, "full": FULL})
 def run(cfg: LapDigitsConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
-    splits = digits_splits(cfg.n_test, cfg.n_val, cfg.data_seed)
+    splits = digits_splits(cfg.n_test, cfg.n_val, seed=cfg.data_seed)
     e3_seeds = seeds[:cfg.e3_seeds]
     reg, n_ok, n_bad, fig = e3(cfg, e3_seeds, splits, out_dir)
     checks = [Check("E3: test transport vs test accuracy has a significantly negative slope",

@@ -90,7 +90,7 @@ FULL = PinnSuperresConfig(hidden=128, train_steps=20000, lr=1e-3, n_col=2048)
 def velocity_field(key: jax.Array, n: int, T: float, dt: float) -> np.ndarray:
     """The true velocity ``[2, n, n]`` (float64) of the vorticity drawn from ``key``."""
     with jax.enable_x64(True):
-        ws = ns.simulate(ns.sample_vorticity(key, 1, size=n), n_frames=1, frame_dt=T, dt=dt)
+        ws = ns.simulate(ns.sample_vorticity(1, key=key, size=n), n_frames=1, frame_dt=T, dt=dt)
         return np.asarray(ns.velocity_from_vorticity(ws[-1, 0]))
 
 

@@ -85,7 +85,7 @@ FULL = TrglDigitsConfig(seeds=5)
 @functools.lru_cache(maxsize=1)
 def _build(cfg: TrglDigitsConfig, mode: str, seeds: tuple[int, ...]):
     """The compiled ``taus [K] -> accuracies [2 (val, test), seeds, K + 1]`` of one mode."""
-    pool_x, pool_y, val_x, val_y, test_x, test_y = digits_splits(cfg.n_test, cfg.n_val, cfg.data_seed)
+    pool_x, pool_y, val_x, val_y, test_x, test_y = digits_splits(cfg.n_test, cfg.n_val, seed=cfg.data_seed)
     flow = ResidualFlow(VelocityMLP((cfg.width,), "relu", orthogonal(1.0)), n_blocks=1, dt=1.0)
     model = ModuleWiseResNet(nn.Dense(cfg.width), flow, nn.Dense(10), cfg.n_modules)
     opt = optax.sgd(cfg.lr_sequential if mode == "sequential" else cfg.lr_parallel, momentum=cfg.momentum)

@@ -53,7 +53,7 @@ class System:
         field: the true vector field ``field(t, y, params)`` (one state, unbatched).
         params: default physical parameters.
         families: physical priors by name.
-        sample_initial: ``sample_initial(key, n, **options) -> [n, *state_shape]``.
+        sample_initial: ``sample_initial(n, *, key, **options) -> [n, *state_shape]``.
         generate: ``generate(split, **options) -> TrajectoryDataset`` (see the module).
         description: one line.
     """

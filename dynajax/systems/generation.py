@@ -42,7 +42,7 @@ def check_split(split: str) -> None:
         raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
 
 
-def split_key(seed: int, split: str) -> Array:
+def split_key(split: str, *, seed: int) -> Array:
     """The PRNG key of one split: ``fold_in(key(seed), SPLIT_INDEX[split])``.
 
     Generators fold further stream indices into it (0: initial conditions, 1: noise,
@@ -180,7 +180,7 @@ def simulate_envs(
     env_params: Mapping[str, ArrayLike],
     ts: Float[ArrayLike, " n_time"],
     *,
-    key_noise: Array,
+    key: Array,
     noise_std: float,
     **solve_kw,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -190,7 +190,7 @@ def simulate_envs(
         field, ts, solve_kw: as :func:`simulate`.
         y0: ``[n_per_env, *state_shape]`` initial states shared by the environments.
         env_params: parameter name -> ``[n_env]`` values, one per environment.
-        key_noise, noise_std: observation noise ``noise_std * env_noise(key_noise, ...)``.
+        key, noise_std: observation noise ``noise_std * env_noise(..., key=key)``.
 
     Returns:
         ``(states [n_env * n_per_env, n_time, *state], per_traj)``, environment-major
@@ -201,13 +201,13 @@ def simulate_envs(
     per_traj = {k: np.repeat(np.asarray(v), len(y0)) for k, v in env_params.items()}
     states = simulate(field, np.tile(y0, (n_env,) + (1,) * (y0.ndim - 1)), per_traj, ts, **solve_kw)
     if noise_std > 0:
-        noise = env_noise(key_noise, n_env, len(y0), tuple(states.shape[1:]))
+        noise = env_noise(n_env, len(y0), tuple(states.shape[1:]), key=key)
         states = states + noise_std * np.asarray(noise, np.float64)
     return states, per_traj
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def env_noise(key: Array, n_env: int, n_per_env: int, row_shape: tuple[int, ...]) -> Array:
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def env_noise(n_env: int, n_per_env: int, row_shape: tuple[int, ...], *, key: Array) -> Array:
     """Standard normal noise ``[n_env * n_per_env, *row_shape]`` (float64), environment-major.
 
     Trajectory ``i`` of environment ``e`` draws from ``fold_in(fold_in(key, e), i)``, so its

@@ -136,7 +136,7 @@ FAMILIES = {
 
 
 def sample_initial(
-    key, n: int, *, size: int = 32, n_blocks: int = 3, block_size: int | None = None
+    n: int, *, key: Array, size: int = 32, n_blocks: int = 3, block_size: int | None = None
 ) -> Float[Array, "n 2 size size"]:
     """``n`` initial states: ``(0.95, 0.05)`` with ``n_blocks`` squares set to ``(0, 1)``.
 
@@ -215,7 +215,7 @@ def generate(
             :data:`ENVIRONMENTS`, i.e. ``F`` and ``k``).
         params: overrides shared by every environment (e.g. ``Du``).
         seed: base seed; trajectory ``i`` (of every environment) starts from
-            ``sample_initial(fold_in(fold_in(split_key(seed, split), 0), i), 1)``
+            ``sample_initial(1, key=fold_in(fold_in(split_key(split, seed=seed), 0), i))``
             (:func:`dynajax.systems.generation.split_key`).
         size, n_blocks, block_size: the initial condition (:func:`sample_initial`).
         horizon: time of the last frame (360: frames ``0, 40, ..., 360``).
@@ -235,7 +235,7 @@ def generate(
         ValueError: unknown split, parameter or solver; sizes ``< 1``; non-positive or
             incommensurate ``horizon`` / ``dt``; non-positive tolerances; a grid too small.
     """
-    _gen.split_key(seed, split)  # validates split and seed
+    _gen.split_key(split, seed=seed)  # validates split and seed
     envs = ENVIRONMENTS if envs is None else tuple(envs)
     if len(envs) < 1:
         raise ValueError("envs must hold at least one environment")
@@ -276,10 +276,10 @@ def generate(
 
     def make() -> data.TrajectoryDataset:
         with jax.enable_x64(True):
-            k_ic = jax.random.fold_in(_gen.split_key(seed, split), 0)
+            k_ic = jax.random.fold_in(_gen.split_key(split, seed=seed), 0)
             y0 = jax.vmap(
                 lambda i: sample_initial(
-                    jax.random.fold_in(k_ic, i), 1, size=size, n_blocks=n_blocks, block_size=side
+                    1, key=jax.random.fold_in(k_ic, i), size=size, n_blocks=n_blocks, block_size=side
                 )[0]
             )(jnp.arange(n_per_env))
             y0 = jnp.tile(y0, (n_env, 1, 1, 1))  # env-major: same initial states per env

@@ -164,7 +164,7 @@ def _check_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return {"zero_index": int(z), "eigenvalue": float(p["eigenvalue"])}
 
 
-def sample_initial(key: Array, n: int) -> Float[Array, "n 8"]:
+def sample_initial(n: int, *, key: Array) -> Float[Array, "n 8"]:
     """``u0 ~ N(0, I_8)``; trajectory ``i`` uses ``fold_in(key, i)``."""
     n = _gen.check_count("n", n)
     return _sample_initial(key, n)
@@ -206,8 +206,8 @@ def _simulate(key_ic, key_noise, envs, n_per_env, times, noise_std, q_seed, solv
             "zero_index": np.asarray([e["zero_index"] for e in envs], np.int32),
             "eigenvalue": np.asarray([e["eigenvalue"] for e in envs], np.float64),
         }
-        return _gen.simulate_envs(_field_for(q_seed), sample_initial(key_ic, n_per_env), env_params,
-                                  times, key_noise=key_noise, noise_std=noise_std, solver=solver,
+        return _gen.simulate_envs(_field_for(q_seed), sample_initial(n_per_env, key=key_ic), env_params,
+                                  times, key=key_noise, noise_std=noise_std, solver=solver,
                                   rtol=rtol, atol=atol)
 
 
@@ -246,7 +246,7 @@ def generate(
         a dataset with float64 ``states [m * n_per_env, K, 8]`` (environment-major), ``env``
         ids and per-trajectory ``params`` ``zero_index`` (int) and ``eigenvalue``.
     """
-    key = _gen.split_key(seed, split)
+    key = _gen.split_key(split, seed=seed)
     env_params = resolve_envs(envs)
     n_per_env = _gen.check_count("n_per_env", N_PER_ENV[split] if n_per_env is None else n_per_env)
     times = _gen.time_grid(horizon, dt)

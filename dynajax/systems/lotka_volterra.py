@@ -112,7 +112,7 @@ FAMILIES: dict[str, PhysicalFamily] = {
 
 
 def sample_initial(
-    key: Array, n: int, *, ic_range: tuple[float, float] = IC_RANGE
+    n: int, *, key: Array, ic_range: tuple[float, float] = IC_RANGE
 ) -> Float[Array, "n 2"]:
     """``(u0, v0) ~ U[ic_range]^2``; trajectory ``i`` uses ``fold_in(key, i)``.
 
@@ -167,9 +167,9 @@ def resolve_envs(envs: Sequence[int | Mapping[str, float]] | None = None) -> lis
 def _simulate(key_ic, key_noise, envs, n_per_env, times, ic_range, noise_std, solver, rtol, atol):
     """ICs (shared across environments), solves and noise; module-level for monkeypatching."""
     with jax.enable_x64(True):
-        y0 = sample_initial(key_ic, n_per_env, ic_range=ic_range)
+        y0 = sample_initial(n_per_env, key=key_ic, ic_range=ic_range)
         env_params = {k: np.asarray([e[k] for e in envs]) for k in PARAMS}
-        return _gen.simulate_envs(field, y0, env_params, times, key_noise=key_noise,
+        return _gen.simulate_envs(field, y0, env_params, times, key=key_noise,
                                   noise_std=noise_std, solver=solver, rtol=rtol, atol=atol)
 
 
@@ -207,7 +207,7 @@ def generate(
         a dataset with float64 ``states [m * n_per_env, K, 2]`` ordered environment-major,
         ``env`` ids, and per-trajectory ``params`` ``alpha``, ``beta``, ``gamma``, ``delta``.
     """
-    key = _gen.split_key(seed, split)
+    key = _gen.split_key(split, seed=seed)
     env_params = resolve_envs(envs)
     n_per_env = _gen.check_count("n_per_env", N_PER_ENV[split] if n_per_env is None else n_per_env)
     times = _gen.time_grid(horizon, dt)

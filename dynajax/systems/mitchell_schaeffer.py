@@ -276,7 +276,7 @@ def _one_scar(key, size: int, shape_index):
     return jnp.stack(shapes)[shape_index]
 
 
-def sample_scars(key, n: int, size: int = 24, shape: str = "rectangle") -> Float[Array, "n size size"]:
+def sample_scars(n: int, size: int = 24, shape: str = "rectangle", *, key: Array) -> Float[Array, "n size size"]:
     """``n`` scar masks (1 on scar) of one shape in :data:`SHAPES`, random size and position."""
     if shape not in SHAPES:
         raise ValueError(f"unknown scar shape {shape!r}; allowed: {', '.join(SHAPES)}")
@@ -290,7 +290,7 @@ def _sample_scars(key, n, size, shape_index):
     return jax.vmap(lambda k: _one_scar(k, size, shape_index))(jax.random.split(key, n)).astype(jnp.float32)
 
 
-def sample_stimulus(key, tissue: Float[Array, "n H W"], n_onsets: int = 1, width: int = 3) -> Array:
+def sample_stimulus(tissue: Float[Array, "n H W"], n_onsets: int = 1, width: int = 3, *, key: Array) -> Array:
     """``[n, H, W]`` stimuli: ``n_onsets`` ``width x width`` blocks wholly on tissue, uniformly placed."""
     if n_onsets < 1 or width < 1:
         raise ValueError(f"n_onsets and width must be >= 1, got {n_onsets}, {width}")
@@ -350,8 +350,8 @@ def generate(split: str = "train", *, n_traj: int = 64, size: int = 24, shape: s
     sig = (float(sigma),) if np.isscalar(sigma) else tuple(float(s) for s in sigma)
     key = jax.random.fold_in(jax.random.key(seed), data.SPLITS.index(split))
     k_scar, k_stim, k_sig = jax.random.split(key, 3)
-    scars = sample_scars(k_scar, n_traj, size, shape)
-    stim = sample_stimulus(k_stim, 1.0 - scars, n_onsets)
+    scars = sample_scars(n_traj, size, shape, key=k_scar)
+    stim = sample_stimulus(1.0 - scars, n_onsets, key=k_stim)
     sigmas = jnp.asarray(sig, jnp.float32)[jax.random.randint(k_sig, (n_traj,), 0, len(sig))]
     states = simulate_batch(1.0 - scars, stim, sigmas, n_frames=n_frames, frame_dt=frame_dt, dt=dt)
     config = {"n_traj": n_traj, "size": size, "shape": shape, "sigma": list(sig), "n_onsets": n_onsets,
@@ -363,7 +363,7 @@ def generate(split: str = "train", *, n_traj: int = 64, size: int = 24, shape: s
 
 def _sample_initial(key, n: int, size: int = 24) -> Array:
     """Resting states around ``n`` random rectangular scars, ``[n, 2, size, size]``."""
-    return resting_state(1.0 - sample_scars(key, n, size))
+    return resting_state(1.0 - sample_scars(n, size, key=key))
 
 
 SYSTEM = register(

@@ -581,7 +581,7 @@ def _grf_one(key, n, alpha, tau, dtype):
 
 
 def sample_vorticity(
-    key, n: int, *, size: int = 32, alpha: float = GRF_ALPHA, tau: float = GRF_TAU
+    n: int, *, key: Array, size: int = 32, alpha: float = GRF_ALPHA, tau: float = GRF_TAU
 ) -> Float[Array, "n size size"]:
     """``n`` zero-mean Gaussian random fields (the LEADS / FNO ``GaussianRF`` convention).
 
@@ -601,7 +601,7 @@ def _grf_single(key, size, alpha, tau):
 
 
 def sample_scalar(
-    key, n: int, *, size: int = 32, kind: str = "grf", blob_width: float = BLOB_WIDTH
+    n: int, *, key: Array, size: int = 32, kind: str = "grf", blob_width: float = BLOB_WIDTH
 ) -> Float[Array, "n size size"]:
     """``n`` initial scalars on the 2/3 band: ``"grf"`` (smooth GRF rescaled to ``[0, 1]``)
     or ``"blob"`` (a periodic Gaussian of standard deviation ``blob_width``, in units of the
@@ -630,15 +630,15 @@ def _scalar_single(key, size, kind, blob_width):
 
 
 def sample_initial(
-    key, n: int, *, size: int = 32, with_scalar: bool = True, scalar_init: str = "grf"
+    n: int, *, key: Array, size: int = 32, with_scalar: bool = True, scalar_init: str = "grf"
 ) -> Float[Array, "n C size size"]:
     """``n`` initial states ``[n, C, size, size]``: a GRF vorticity (:func:`sample_vorticity`)
     and, with ``with_scalar``, a scalar (:func:`sample_scalar`). Raw (not warmed up)."""
     kw, kr = jax.random.split(key)
-    w = sample_vorticity(kw, n, size=size)
+    w = sample_vorticity(n, key=kw, size=size)
     if not with_scalar:
         return w[:, None]
-    return jnp.stack([w, sample_scalar(kr, n, size=size, kind=scalar_init)], axis=1)
+    return jnp.stack([w, sample_scalar(n, key=kr, size=size, kind=scalar_init)], axis=1)
 
 
 @functools.lru_cache(maxsize=8)
@@ -648,10 +648,10 @@ def _batched_simulator(n_frames: int, frame_dt: float, dt: float, scheme: str, n
 
 
 def density_velocity_states(
-    key,
     n_sims: int,
     n_frames: int,
     *,
+    key: Array,
     size: int = 32,
     tau: float = 60.0,
     amplitude: float = 90.0,
@@ -692,8 +692,8 @@ def density_velocity_states(
     kw, kr = jax.random.split(key)
     sim = _batched_simulator(int(n_frames), float(frame_dt), float(dt), scheme, float(nu), float(kappa))
     with jax.enable_x64(True):
-        w = dealias(sample_vorticity(kw, n_sims, size=size, tau=tau) * amplitude)
-        rho = sample_scalar(kr, n_sims, size=size, kind="blob", blob_width=blob_width)
+        w = dealias(sample_vorticity(n_sims, key=kw, size=size, tau=tau) * amplitude)
+        rho = sample_scalar(n_sims, key=kr, size=size, kind="blob", blob_width=blob_width)
         y0 = jnp.stack([w, rho], axis=1)
         chunk = min(chunk, n_sims)
         y0 = jnp.concatenate([y0, jnp.repeat(y0[-1:], -n_sims % chunk, axis=0)])  # equal chunks: one compile
@@ -798,9 +798,9 @@ def generate(
 
     def make() -> data.TrajectoryDataset:
         with jax.enable_x64(True):
-            key = _gen.split_key(seed, split)
+            key = _gen.split_key(split, seed=seed)
             y0 = np.asarray(
-                sample_initial(key, n_per_env, size=n, with_scalar=with_scalar, scalar_init=scalar_init)
+                sample_initial(n_per_env, key=key, size=n, with_scalar=with_scalar, scalar_init=scalar_init)
             )  # [n_per_env, C, n, n]
             w0 = np.asarray(dealias(y0[:, :1]))
             if n_warm > 0:  # shared by every environment: once per initial condition

@@ -144,7 +144,7 @@ def energy(y: Float[ArrayLike, "... 2"], params: Mapping[str, Any] | None = None
 
 
 def sample_initial(
-    key: Array, n: int, *, radius_range: tuple[float, float] = RADIUS_RANGE
+    n: int, *, key: Array, radius_range: tuple[float, float] = RADIUS_RANGE
 ) -> Float[Array, "n 2"]:
     """The released code's initial conditions, with JAX's PRNG.
 
@@ -232,7 +232,7 @@ def _simulate(key_ic, key_noise, n_traj, per_traj, times, radius_range, noise_st
     """ICs (unless given), accurate solves and noise; module-level so tests can monkeypatch it."""
     with jax.enable_x64(True):
         if y0 is None:
-            y0 = np.asarray(sample_initial(key_ic, n_traj, radius_range=radius_range), np.float64)
+            y0 = np.asarray(sample_initial(n_traj, key=key_ic, radius_range=radius_range), np.float64)
         states = _gen.simulate(field, y0, per_traj, times, solver=solver, rtol=rtol, atol=atol)
         return states + _noise(key_noise, states.shape, noise_std)
 
@@ -275,7 +275,7 @@ def generate(
         a :class:`~dynajax.data.TrajectoryDataset` with float64 ``states [n_traj, n_time, 2]``
         and per-trajectory ``params`` ``T0``, ``alpha`` and ``omega0_sq``; ``env`` is all 0.
     """
-    key = _gen.split_key(seed, split)
+    key = _gen.split_key(split, seed=seed)
     n_traj = _gen.check_count("n_traj", n_traj)
     physical = _check_physical(params or {})
     times = _gen.time_grid(horizon, dt)
@@ -339,7 +339,7 @@ def generate_varying(
         a dataset with per-trajectory ``params`` ``T0``, ``alpha``, ``omega0_sq``;
         ``config["n_input"]`` is the number of frames a model sees (20).
     """
-    key = _gen.split_key(seed, split)
+    key = _gen.split_key(split, seed=seed)
     n_traj = _gen.check_count("n_traj", VARYING_N_TRAJ[split] if n_traj is None else n_traj)
     T0_range = _gen.check_range("T0_range", T0_range, positive=True)
     alpha_range = _gen.check_range("alpha_range", alpha_range)

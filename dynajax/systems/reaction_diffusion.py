@@ -169,7 +169,7 @@ FAMILIES = {
 }
 
 
-def sample_initial(key, n: int, *, size: int = 32) -> Float[Array, "n 2 size size"]:
+def sample_initial(n: int, *, key: Array, size: int = 32) -> Float[Array, "n 2 size size"]:
     """``n`` initial fields ``U[0, 1]^{2 x size x size}`` (default float dtype)."""
     _check_positive_int("n", n)
     stencils.check_grid((size, size), "5pt", "periodic")
@@ -257,7 +257,7 @@ def generate(
             non-positive or incommensurate ``horizon``, ``dt``, ``dt_sim``; a negative
             ``warmup``; too few warm-up frames for ``n_reserved``; a grid too small.
     """
-    _gen.split_key(seed, split)  # validates split and seed
+    _gen.split_key(split, seed=seed)  # validates split and seed
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
     _check_dtype(dtype)
@@ -307,10 +307,10 @@ def generate(
 
     def make() -> data.TrajectoryDataset:
         with jax.enable_x64(True):
-            key = _gen.split_key(seed, split)
+            key = _gen.split_key(split, seed=seed)
             k_ic, k_par = jax.random.fold_in(key, 0), jax.random.fold_in(key, 2)
             idx = jnp.arange(n_traj)
-            y0 = jax.vmap(lambda i: sample_initial(jax.random.fold_in(k_ic, i), 1, size=size)[0])(idx)
+            y0 = jax.vmap(lambda i: sample_initial(1, key=jax.random.fold_in(k_ic, i), size=size)[0])(idx)
             per_traj = {k: jnp.full((n_traj,), v, jnp.float64) for k, v in system_params.items()}
             if vary_params:  # trajectory i: fold_in(k_par, i), one uniform per parameter
                 lo, hi = (jnp.asarray([r[j] for r in VARYING_RANGES.values()]) for j in (0, 1))

@@ -175,9 +175,9 @@ def _centre_range(size: int) -> tuple[int, int]:
 
 
 def sample_initial(
-    key,
     n: int,
     *,
+    key: Array,
     size: int = 64,
     random_centre: bool = False,
     sigma_exponent: int = 2,
@@ -287,7 +287,7 @@ def generate(
             ``< 1``; non-positive ``dt``; ``n_reserved > start``; ``vary_c`` with the code
             protocol; a grid too small for the stencils.
     """
-    _gen.split_key(seed, split)  # validates split and seed
+    _gen.split_key(split, seed=seed)  # validates split and seed
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
     code = protocol == "code"
@@ -319,7 +319,7 @@ def generate(
     system_params = SYSTEM.check_params(dict(params or {}))
     if vary_c and "c" in (params or {}):
         raise ValueError("vary_c=True draws c; do not also fix it in params")
-    sample_initial(jax.random.key(0), 1, size=size, sigma_exponent=sigma_exponent)  # validates
+    sample_initial(1, key=jax.random.key(0), size=size, sigma_exponent=sigma_exponent)  # validates
 
     config = {
         "system": NAME, "split": split, "seed": int(seed), "n_traj": int(n_traj),
@@ -338,12 +338,12 @@ def generate(
 
     def make_thesis() -> data.TrajectoryDataset:
         with jax.enable_x64(True):
-            key = _gen.split_key(seed, split)
+            key = _gen.split_key(split, seed=seed)
             k_ic, k_c = jax.random.fold_in(key, 0), jax.random.fold_in(key, 2)
             idx = jnp.arange(n_traj)
             y0 = jax.vmap(
                 lambda i: sample_initial(
-                    jax.random.fold_in(k_ic, i), 1, size=size, random_centre=random_centre,
+                    1, key=jax.random.fold_in(k_ic, i), size=size, random_centre=random_centre,
                     sigma_exponent=sigma_exponent,
                 )[0]
             )(idx)
@@ -372,7 +372,7 @@ def generate(
     def make_code() -> data.TrajectoryDataset:
         with jax.enable_x64(True):
             y0 = sample_initial(
-                jax.random.fold_in(_gen.split_key(seed, split), 0), 1, size=size,
+                1, key=jax.random.fold_in(_gen.split_key(split, seed=seed), 0), size=size,
                 random_centre=random_centre, sigma_exponent=sigma_exponent,
             )[0]
             p = {k: jnp.asarray(v, jnp.float64) for k, v in system_params.items()}

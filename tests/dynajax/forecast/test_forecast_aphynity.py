@@ -16,7 +16,7 @@ from dynajax.systems import fit, pendulum, reaction_diffusion
 
 
 def _pendulum_y0(rng, n=4):
-    return jnp.asarray(pendulum.sample_initial(rng, n), jnp.float32)
+    return jnp.asarray(pendulum.sample_initial(n, key=rng), jnp.float32)
 
 
 def test_zero_augmentation_is_the_physical_rollout(rng):

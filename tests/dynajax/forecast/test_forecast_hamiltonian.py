@@ -44,7 +44,7 @@ def test_physics_only_rollout_conserves_h(rng):
     # dH/dt = grad H . J grad H = 0: RK4 rollouts keep H up to the scheme's error
     net = ham.HamiltonianNet((16,))
     field, init = ham.neural_hamiltonian(net, 1)  # an initialiser: drawn per seed by Aphynity.init
-    y0 = jnp.asarray(pendulum.sample_initial(rng, 5), jnp.float32)
+    y0 = jnp.asarray(pendulum.sample_initial(5, key=rng), jnp.float32)
     ts = np.arange(21) * 0.05
     model = aph.Aphynity(field, None, physics_init=init)
     params = model.init(rng, y0)

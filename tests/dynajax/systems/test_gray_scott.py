@@ -79,7 +79,7 @@ def test_generator_matches_scipy_dop853(train):
 
 def test_initial_condition_is_the_codes():
     with jax.enable_x64(True):
-        y = np.asarray(gs.sample_initial(jax.random.key(3), 64))
+        y = np.asarray(gs.sample_initial(64, key=jax.random.key(3)))
     u, v = y[:, 0], y[:, 1]
     square = u == 0.0
     assert set(np.unique(u)) <= {0.0, 0.95} and np.array_equal(square, v == 1.0)
@@ -105,7 +105,7 @@ def test_defaults_environments_and_keys(train):
     with jax.enable_x64(True):
         split_key = jax.random.fold_in(jax.random.key(0), gs.SPLIT_INDEX["train"])
         key = jax.random.fold_in(jax.random.fold_in(split_key, 0), 0)  # stream 0, trajectory 0
-        x0 = np.asarray(gs.sample_initial(key, 1)[0], np.float32)
+        x0 = np.asarray(gs.sample_initial(1, key=key)[0], np.float32)
     for e in range(3):
         np.testing.assert_array_equal(ds.states[e, 0], x0)
     assert not np.allclose(ds.states[0, -1], ds.states[1, -1])  # environments differ

@@ -74,7 +74,7 @@ def test_taylor_green_field_and_velocity(x64):
 @pytest.mark.parametrize("scheme", ["euler_cn", "rk4_cn"])
 def test_mean_vorticity_and_scalar_mass_conserved(x64, rng, scheme):
     n = 16
-    y0 = ns.sample_initial(rng, 1, size=n)[0]
+    y0 = ns.sample_initial(1, key=rng, size=n)[0]
     y0 = y0.at[0].add(0.3)  # a non-zero mean vorticity
     envs = jnp.arange(len(ns.FORCINGS))  # every forcing (zero mean), traced under vmap
     ys = jax.jit(jax.vmap(lambda f: ns.simulate(y0, {"forcing": f, "kappa": 1e-3}, n_frames=2,
@@ -95,7 +95,7 @@ def _invariants(y):
 def test_inviscid_unforced_invariants(x64, rng):
     # nu = kappa = 0, no forcing: the dealiased (Galerkin) system conserves energy,
     # enstrophy and the scalar variance; rk4_cn keeps them to round-off, euler_cn drifts O(dt).
-    y0 = ns.dealias(ns.sample_initial(rng, 1, size=16)[0])
+    y0 = ns.dealias(ns.sample_initial(1, key=rng, size=16)[0])
     p = {"nu": 0.0, "kappa": 0.0, "forcing": NONE}
     inv0 = _invariants(y0)
     ys = ns.simulate(y0, p, n_frames=1, frame_dt=0.5, dt=1e-2, scheme="rk4_cn")
@@ -107,7 +107,7 @@ def test_inviscid_unforced_invariants(x64, rng):
 
 
 def test_velocity_divergence_free_and_curl(x64, rng):
-    w = ns.dealias(ns.sample_vorticity(rng, 3, size=16)) + 0.7
+    w = ns.dealias(ns.sample_vorticity(3, key=rng, size=16)) + 0.7
     u = ns.velocity_from_vorticity(w)
     assert u.shape == (3, 2, 16, 16)
     assert np.abs(_spectral_div(np.asarray(u))).max() < 1e-12 * np.abs(np.asarray(u)).max() * 16
@@ -122,7 +122,7 @@ def test_rhs_matches_jax_cfd(x64, rng):
     from jax_cfd.spectral import equations as sp_eq
 
     n = 32
-    w = np.asarray(ns.sample_vorticity(rng, 1, size=n)[0])
+    w = np.asarray(ns.sample_vorticity(1, key=rng, size=n)[0])
     k = np.fft.fftfreq(n, 1.0 / n)
     band = (np.abs(k)[:, None] <= 4) & (np.abs(k)[None, :] <= 4)
     w = np.real(np.fft.ifft2(np.fft.fft2(w) * band))
@@ -134,7 +134,7 @@ def test_rhs_matches_jax_cfd(x64, rng):
 
 def test_field_integrates_like_simulate(x64, rng):
     # the semi-discrete field through dynajax.integrate (RK4) against the CN-RK4 solver
-    y0 = ns.dealias(ns.sample_initial(rng, 1, size=16)[0])
+    y0 = ns.dealias(ns.sample_initial(1, key=rng, size=16)[0])
     p = {"nu": 1e-2, "kappa": 5e-3, "forcing": 2}
     a = integrate(ns.field, y0, jnp.asarray([0.0, 0.2]), solver="rk4", dt0=2e-3, args=p)[-1]
     b = ns.simulate(y0, p, n_frames=1, frame_dt=0.2, dt=2e-3, scheme="rk4_cn")[-1]
@@ -145,7 +145,7 @@ def test_field_integrates_like_simulate(x64, rng):
 
 
 def test_float32_follows_input_dtype(rng):
-    y0 = ns.sample_initial(rng, 1, size=16)[0].astype(jnp.float32)
+    y0 = ns.sample_initial(1, key=rng, size=16)[0].astype(jnp.float32)
     ys = ns.simulate(y0, n_frames=1, frame_dt=0.1, dt=1e-2)
     assert ys.dtype == jnp.float32 and ys.shape == (2, 2, 16, 16)
     assert ns.field(0.0, y0[:1], {}).dtype == jnp.float32
@@ -153,7 +153,7 @@ def test_float32_follows_input_dtype(rng):
 
 def test_advection_diffusion_family(x64, rng):
     fam = get_system("navier_stokes").family("advection_diffusion")
-    y = ns.sample_initial(rng, 1, size=16)[0]
+    y = ns.sample_initial(1, key=rng, size=16)[0]
     np.testing.assert_allclose(fam.field(0.0, y, {"nu": 2e-3}),
                                ns.field(0.0, y, {"nu": 2e-3, "forcing": NONE}), atol=1e-14)
     forcing = ns.field(0.0, y, {"forcing": 1}) - ns.field(0.0, y, {"forcing": NONE})
@@ -166,7 +166,7 @@ def test_advection_diffusion_family(x64, rng):
 
 def test_grf_zero_mean_and_spectrum(x64, rng):
     n, alpha, tau = 32, ns.GRF_ALPHA, ns.GRF_TAU
-    w = np.asarray(ns.sample_vorticity(rng, 256, size=n))
+    w = np.asarray(ns.sample_vorticity(256, key=rng, size=n))
     assert np.abs(w.mean(axis=(-1, -2))).max() < 1e-12
     power = (np.abs(np.fft.fft2(w)) ** 2).mean(0)
     k = np.fft.fftfreq(n, 1.0 / n)
@@ -182,7 +182,7 @@ def test_grf_zero_mean_and_spectrum(x64, rng):
 
 @pytest.mark.parametrize("kind", ns.SCALAR_INITS)
 def test_scalar_initial(rng, kind):
-    r = np.asarray(ns.sample_scalar(rng, 4, size=16, kind=kind))
+    r = np.asarray(ns.sample_scalar(4, key=rng, size=16, kind=kind))
     assert r.shape == (4, 16, 16)
     np.testing.assert_allclose(np.asarray(ns.dealias(r)), r, atol=1e-5)  # band-limited
     if kind == "grf":
@@ -195,22 +195,22 @@ def test_blob_width(rng):
     """The blob's second moment about its centre is ``blob_width**2`` per axis (minimum image)."""
     n = 64
     for width in (0.05, 0.1):
-        r = np.asarray(ns.sample_scalar(rng, 1, size=n, kind="blob", blob_width=width))[0]
+        r = np.asarray(ns.sample_scalar(1, key=rng, size=n, kind="blob", blob_width=width))[0]
         x = np.arange(n) / n
         cx = x[np.argmax(r.sum(axis=1))]
         d = (x - cx + 0.5) % 1.0 - 0.5
         var = (r.sum(axis=1) * d**2).sum() / r.sum()
         np.testing.assert_allclose(np.sqrt(var), width, rtol=0.05)
     with pytest.raises(ValueError, match="blob_width"):
-        ns.sample_scalar(rng, 1, size=16, kind="blob", blob_width=0.0)
+        ns.sample_scalar(1, key=rng, size=16, kind="blob", blob_width=0.0)
 
 
 def test_samples_do_not_depend_on_count(rng):
-    a = ns.sample_initial(rng, 2, size=16)
-    b = ns.sample_initial(rng, 5, size=16)
+    a = ns.sample_initial(2, key=rng, size=16)
+    b = ns.sample_initial(5, key=rng, size=16)
     np.testing.assert_array_equal(a, b[:2])
     assert a.shape == (2, 2, 16, 16)
-    assert ns.sample_initial(rng, 2, size=16, with_scalar=False).shape == (2, 1, 16, 16)
+    assert ns.sample_initial(2, key=rng, size=16, with_scalar=False).shape == (2, 1, 16, 16)
 
 
 # -- datasets --------------------------------------------------------------------------------------
@@ -243,7 +243,7 @@ def test_generate_warmup_then_scalar(x64):
     cfg = {**SMALL, "n_per_env": 1}
     ds = ns.generate("val", cache=False, envs=ns.ENVIRONMENTS_CODE[:2], dtype="float64", **cfg)
     key = jax.random.fold_in(jax.random.key(0), ns.SPLIT_INDEX["val"])
-    y0 = ns.sample_initial(key, 1, size=16)[0]
+    y0 = ns.sample_initial(1, key=key, size=16)[0]
     w = ns.simulate(ns.dealias(y0[:1]), {"forcing": 0}, n_frames=1, frame_dt=0.2, dt=1e-2)[-1, 0]
     np.testing.assert_allclose(ds.states[0, 0, 0], w, atol=1e-12)
     np.testing.assert_allclose(ds.states[0, 0, 1], y0[1], atol=1e-12)
@@ -286,7 +286,7 @@ def test_generate_rejects_bad_inputs(kwargs):
 
 
 def test_functions_reject_bad_inputs(rng):
-    y = ns.sample_initial(rng, 1, size=16)[0]
+    y = ns.sample_initial(1, key=rng, size=16)[0]
     with pytest.raises(ValueError):
         ns.generate("dev", cache=False, **SMALL)
     with pytest.raises(ValueError, match="forcing"):
@@ -308,7 +308,7 @@ def test_functions_reject_bad_inputs(rng):
     with pytest.raises(ValueError):
         ns.forcing_field(1, n=7)
     with pytest.raises(ValueError):
-        ns.sample_initial(rng, 1, size=4)
+        ns.sample_initial(1, key=rng, size=4)
     with pytest.raises(ValueError):
         ns.velocity_from_vorticity(jnp.zeros((16, 8)))
 

@@ -92,11 +92,11 @@ def test_determinism_splits_seeds_and_prefixes(clean_test):
 
 def test_sample_initial(rng):
     with jax.enable_x64(True):
-        y0 = P.sample_initial(rng, 1000, radius_range=(1.0, 2.0))
+        y0 = P.sample_initial(1000, key=rng, radius_range=(1.0, 2.0))
         assert y0.shape == (1000, 2) and y0.dtype == jnp.float64
     r = np.linalg.norm(np.asarray(y0), axis=1)
     assert r.min() >= 1.0 and r.max() <= 2.0 and abs(r.mean() - 1.5) < 0.05
-    np.testing.assert_array_equal(P.sample_initial(rng, 3), P.sample_initial(rng, 5)[:3])
+    np.testing.assert_array_equal(P.sample_initial(3, key=rng), P.sample_initial(5, key=rng)[:3])
 
 
 def test_released_initial_conditions_are_the_codes_draws():

@@ -34,7 +34,7 @@ def test_constant_state_follows_the_reaction_ode():
 
 def test_generator_on_a_constant_state_is_explicit_euler_of_the_ode(monkeypatch):
     """The thesis generator (warm-up 0.5, Euler 1e-3, frames every 0.1) checked step by step."""
-    monkeypatch.setattr(rd, "sample_initial", lambda key, n, size=32: jnp.broadcast_to(
+    monkeypatch.setattr(rd, "sample_initial", lambda n, *, key, size=32: jnp.broadcast_to(
         constant_state(0.9, 0.1, size), (n, 2, size, size)))
     ds = rd.generate("test", n_traj=1, size=6, dtype="float64", cache=False)
     assert ds.states.dtype == np.float64
@@ -50,7 +50,7 @@ def test_generator_on_a_constant_state_is_explicit_euler_of_the_ode(monkeypatch)
 
 def test_families_decompose_the_true_field(rng):
     with jax.enable_x64(True):
-        y = rd.sample_initial(rng, 3)
+        y = rd.sample_initial(3, key=rng)
         full = rd.field(0.0, y, rd.PARAMS)
         diff = rd.FAMILIES["diffusion"].field(0.0, y, {"a": 1e-3, "b": 5e-3})
         np.testing.assert_allclose(diff + rd.reaction(y, 5e-3), full, atol=1e-12)
@@ -162,5 +162,5 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="dtype"):
         rd.generate("train", dtype="float16", cache=False)
     with pytest.raises(ValueError, match="n must be"):
-        rd.sample_initial(jax.random.key(0), 0)
+        rd.sample_initial(0, key=jax.random.key(0))
     assert rd.SYSTEM.state_shape == (2, 32, 32) and rd.SYSTEM.family("diffusion") is rd.FAMILIES["diffusion"]

@@ -8,7 +8,7 @@ from dynajax.systems import base
 def toy_system(name="toy"):
     fam = base.PhysicalFamily("linear", ("k",), lambda t, y, p: -p["k"] * y, {"k": 1.0})
     return base.System(name, (1,), lambda t, y, p: -p["k"] * y, {"k": 2.0}, {"linear": fam},
-                       sample_initial=lambda key, n: None, generate=lambda split: None)
+                       sample_initial=lambda n, *, key: None, generate=lambda split: None)
 
 
 def test_registry(monkeypatch):

@@ -46,7 +46,7 @@ def test_undamped_energy_drift_is_the_rk4_amplification_and_scales_as_dt5(stenci
         return jnp.stack([v, p**2 * stencils.laplacian(w, 1.0, stencil=stencil, boundary=boundary)])
 
     with jax.enable_x64(True):
-        y0 = wave.sample_initial(jax.random.key(1), 1, size=n, sigma_range=(3.0, 3.0))[0]
+        y0 = wave.sample_initial(1, key=jax.random.key(1), size=n, sigma_range=(3.0, 3.0))[0]
         drifts = []
         for h in (2e-3, 1e-3):
             ys = integrate(f, y0, np.linspace(0.0, T, 5), solver="rk4_38", dt0=h, args=c)
@@ -63,7 +63,7 @@ def test_undamped_energy_drift_is_the_rk4_amplification_and_scales_as_dt5(stenci
 @pytest.mark.parametrize("boundary", ["neumann"])
 def test_damped_energy_decreases_monotonically(boundary):
     with jax.enable_x64(True):
-        y0 = wave.sample_initial(jax.random.key(2), 1, size=16, sigma_range=(3.0, 3.0))[0]
+        y0 = wave.sample_initial(1, key=jax.random.key(2), size=16, sigma_range=(3.0, 3.0))[0]
         f = lambda t, y, p: wave._wave_field(
             y, 100.0, 5.0, lambda w: stencils.laplacian(w, 1.0, stencil="4th", boundary=boundary))
         ys = integrate(f, y0, np.linspace(0.0, 0.2, 41), solver="rk4_38", dt0=1e-3)
@@ -173,5 +173,5 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="unknown boundary"):
         wave.generate("train", boundary="dirichlet", cache=False)
     with pytest.raises(ValueError, match="sigma_exponent"):
-        wave.sample_initial(jax.random.key(0), 1, sigma_exponent=3)
+        wave.sample_initial(1, key=jax.random.key(0), sigma_exponent=3)
     assert wave.SYSTEM.state_shape == (2, 64, 64)
