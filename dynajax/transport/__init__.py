@@ -101,7 +101,6 @@ from dynajax.transport.hyperbolic_sliced import (
 )
 from dynajax.transport import hyperbolic, hyperbolic_sliced, sphere_flow, sphere_vmf
 from dynajax.transport.quantisation import (
-    HEXAGON_2G,
     QuantisationResult,
     kmeans_lloyd,
     laguerre_lloyd,
@@ -160,7 +159,6 @@ __all__ = [
     "gaussian_barycenter",
     "sliced_wasserstein_barycenter",
     # quantisation of measures (Lloyd: Voronoi / Laguerre cells)
-    "HEXAGON_2G",
     "QuantisationResult",
     "kmeans_lloyd",
     "laguerre_lloyd",

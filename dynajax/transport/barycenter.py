@@ -105,7 +105,7 @@ def free_support_barycenter(
         weights: per-measure point weights ``[m_k]`` (uniform where ``None``).
         lam: barycentric weights ``[K]`` (uniform if ``None``).
         solver: ``"exact"`` (POT network simplex on the host; stops when the largest squared
-            displacement of a point falls below ``tol``, as POT's ``stopThr``) or ``"sinkhorn"``
+            displacement of a point falls below ``tol``; POT's ``stopThr`` bounds their sum) or ``"sinkhorn"``
             (ott-jax, entropic regularisation ``epsilon`` in squared units; ``n_iter`` outer steps).
         n_iter: maximum number of fixed-point iterations.
         tol: stopping threshold on the squared displacement (``"exact"``).

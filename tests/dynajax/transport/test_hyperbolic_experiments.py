@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dynajax.experiments import barycenter_gaussians, hsw_flows, hsw_runtime, lloyd_quantisation
+from dynajax.experiments import barycenter_gaussians, barycenter_shapes, hsw_flows, hsw_runtime, lloyd_quantisation
 from dynajax.experiments.results import CHECK_KINDS, STATUSES, status
 from dynajax.transport.hyperbolic import hyperbolic_wasserstein, wrapped_normal_sample
 from dynajax.transport.hyperbolic_sliced import hyperbolic_sliced_descent
@@ -37,6 +37,7 @@ CASES = [
     (hsw_runtime, dict(sizes=(50, 200), exact_max_n=200, n_proj=16, repeats=1)),
     (lloyd_quantisation, dict(sizes=(8, 16), fine=20, n_iter_laguerre=3, n_iter_kmeans=5, n_eval=500)),
     (barycenter_gaussians, dict(n_gauss=2, sizes=(20, 40), n_iter=3, sw_steps=10, sw_proj=8)),
+    (barycenter_shapes, dict(grid=12, n=40, n_interp=2, n_iter=3, epsilon=1e-2)),
 ]
 
 
