@@ -123,7 +123,7 @@ def run(ctx: Context) -> list[Row]:
     params = jax.tree_util.tree_map(np.asarray, pot.init(key=jax.random.key(0)))
     x = np.asarray(jax.random.normal(jax.random.key(1), (B, D)) * 1.5, np.float32)
     opt = optax.adam(LR)
-    state0 = init_state(jax.tree_util.tree_map(jnp.asarray, params), opt, jax.random.key(0))
+    state0 = init_state(jax.tree_util.tree_map(jnp.asarray, params), opt, key=jax.random.key(0))
     f, jax_call, comp = compiled_step(otflow_step(pot, opt, alpha=ALPHA, n_steps=NT), state0, jnp.asarray(x))
     fns = {"dynajax-otflow-step": jax_call}
     (torch,) = import_reference(ctx, "otflow", "torch")

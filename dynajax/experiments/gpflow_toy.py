@@ -79,7 +79,7 @@ def one(cfg: GpflowToyConfig, name: str, key) -> dict[str, float]:
 
     opt = optax.adam(cfg.nf_lr)
     sample = lambda k, step: data(name, cfg.batch, k)  # noqa: E731
-    nf_params = fit(make_step(nll, opt), init_state(nf.init(k_nf, jnp.zeros((1, 2))), opt, k_state), sample,
+    nf_params = fit(make_step(nll, opt), init_state(nf.init(k_nf, jnp.zeros((1, 2))), opt, key=k_state), sample,
                     n_steps=cfg.nf_steps, chunk_size=min(250, cfg.nf_steps), progress=False).state.params
     T = lambda y: nf.apply(nf_params, y)[0]  # noqa: E731
 
@@ -88,7 +88,7 @@ def one(cfg: GpflowToyConfig, name: str, key) -> dict[str, float]:
     gopt = optax.adam(cfg.gp_lr)
     cost = lambda q, z, k: (gp_transport_cost(T, flow(q, z), z), {})  # noqa: E731
     zs = lambda k, step: jax.random.normal(k, (cfg.batch, 2))  # noqa: E731
-    gp_params = fit(make_step(cost, gopt), init_state(field.init(key=k_gp), gopt, jax.random.fold_in(k_state, 1)), zs,
+    gp_params = fit(make_step(cost, gopt), init_state(field.init(key=k_gp), gopt, key=jax.random.fold_in(k_state, 1)), zs,
                     n_steps=cfg.gp_steps, chunk_size=min(200, cfg.gp_steps), progress=False).state.params
 
     @jax.jit

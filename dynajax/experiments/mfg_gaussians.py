@@ -55,7 +55,7 @@ class MfgGaussiansConfig(ExperimentConfig):
     n_layers: int = 2
     n_steps: int = 600
     batch: int = 512
-    lr: float = 0.05
+    lr: float = 0.01
     lr_halving: int = 150
     alpha_g: float = 1000.0
     alpha_hjb: tuple[float, float] = (5.0, 0.0)
@@ -64,9 +64,9 @@ class MfgGaussiansConfig(ExperimentConfig):
     n_eval: int = 4000
 
 
-QUICK = MfgGaussiansConfig(seeds=1, n_steps=400, lr_halving=100, batch=256)
+QUICK = MfgGaussiansConfig(seeds=1, dims=(2, 10), n_steps=800, lr_halving=300, batch=512)
 # PNAS 2020 / OT-Flow d-scaling: d = 2, 10, 50, 100; 3 seeds and a longer schedule.
-FULL = MfgGaussiansConfig(seeds=3, n_steps=1500, lr_halving=300, batch=1024)
+FULL = MfgGaussiansConfig(seeds=3, n_steps=2000, lr_halving=600, batch=1024)
 
 
 def solve(cfg: MfgGaussiansConfig, d: int, key) -> dict[str, float]:
@@ -84,7 +84,7 @@ def solve(cfg: MfgGaussiansConfig, d: int, key) -> dict[str, float]:
 
     k1, k2, k3 = jax.random.split(key, 3)
     sampler = lambda k, step: m + s * jax.random.normal(k, (cfg.batch, d))  # noqa: E731
-    res = fit(make_step(loss, opt), init_state(pot.init(key=k1), opt, k2), sampler, n_steps=cfg.n_steps,
+    res = fit(make_step(loss, opt), init_state(pot.init(key=k1), opt, key=k2), sampler, n_steps=cfg.n_steps,
               chunk_size=min(100, cfg.n_steps), progress=False)
     x = m + s * jax.random.normal(k3, (cfg.n_eval, d))
     ch = jax.jit(lambda q: characteristics(pot, q, x, n_steps=cfg.nt_eval))(res.state.params)

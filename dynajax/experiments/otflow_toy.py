@@ -70,7 +70,7 @@ def one(cfg: OtflowToyConfig, name: str, key) -> dict[str, float]:
     step = otflow_step(pot, opt, alpha=cfg.alpha, n_steps=cfg.nt)
     # a batch is kept for `resample` steps: its key depends on the step's block only
     sampler = lambda k, i: sample_toy(name, cfg.batch, key=jax.random.fold_in(k_init, i // cfg.resample))  # noqa: E731
-    state = init_state(pot.init(key=k_init), opt, k_state)
+    state = init_state(pot.init(key=k_init), opt, key=k_state)
     t_step = median_seconds(jax.jit(step), state, sampler(k_init, 0), repeats=5)
     params = fit(step, state, sampler, n_steps=cfg.n_steps, chunk_size=min(100, cfg.n_steps), progress=False).state.params
 

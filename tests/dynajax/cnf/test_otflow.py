@@ -120,7 +120,7 @@ def test_dynamic_ot_between_gaussians_approaches_w2():
     w2 = float(jnp.sum(m**2) + jnp.sum((s - 1.0) ** 2))
     pot = Potential(2, width=16)
     opt = optax.adam(optax.exponential_decay(0.05, 150, 0.5))
-    state = init_state(pot.init(key=jax.random.key(0)), opt, jax.random.key(1))
+    state = init_state(pot.init(key=jax.random.key(0)), opt, key=jax.random.key(1))
     sampler = lambda key, step: m + s * jax.random.normal(key, (512, 2))  # noqa: E731
     step = otflow_step(pot, opt, alpha=(1.0, 1000.0, 5.0), n_steps=8)
     res = fit(step, state, sampler, n_steps=600, chunk_size=100, progress=False)
