@@ -50,6 +50,7 @@ def test_free_support_sinkhorn_approaches_exact():
     assert abs(obj - float(ex.cost)) < 0.05 * float(ex.cost), (obj, float(ex.cost))
 
 
+@pytest.mark.slow
 def test_fixed_support_matches_pot_bregman_barycenter(x64):
     grid = np.linspace(0, 1, 40)[:, None]
     h1 = np.exp(-((grid[:, 0] - 0.25) ** 2) / 0.005)
@@ -97,6 +98,7 @@ def test_free_support_barycenter_of_gaussian_samples_approaches_the_closed_form(
     np.testing.assert_allclose(np.cov(bar.T), S, atol=0.15)
 
 
+@pytest.mark.slow
 def test_sliced_barycenter_of_translates_is_the_mean_translate():
     # the SW_2 (and W_2) barycenter of translates y + c_k is y + sum lam_k c_k
     r = np.random.default_rng(6)

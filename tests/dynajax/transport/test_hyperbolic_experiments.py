@@ -14,7 +14,8 @@ from dynajax.transport.hyperbolic import hyperbolic_wasserstein, wrapped_normal_
 from dynajax.transport.hyperbolic_sliced import hyperbolic_sliced_descent
 
 
-@pytest.mark.parametrize("loss", ["geodesic", pytest.param("sw-lorentz", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["geodesic", "sw-lorentz"])
 def test_hyperbolic_sliced_descent_moves_particles_to_the_target(loss):
     mu, cov = jnp.array([0.0, 0.6]), 0.05 * jnp.eye(2)
     sampler = lambda k: wrapped_normal_sample(mu, cov, 64, key=k, model="poincare")  # noqa: E731
