@@ -10,16 +10,6 @@ import pytest
 from dynajax.transport import barycenter as B
 from dynajax.transport.ot import exact_w2
 
-@pytest.fixture
-def x64():
-    """float64 for the whole process: POT's host solve runs in a callback on another thread,
-    where the thread-local ``jax.enable_x64`` context does not reach."""
-    old = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", old)
-
-
 
 def _clouds(seed, K=3, m=20, d=2):
     r = np.random.default_rng(seed)

@@ -11,16 +11,6 @@ from dynajax.transport import hyperbolic as H
 from dynajax.transport import hyperbolic_sliced as HS
 from dynajax.transport.sliced import random_directions, sliced_wasserstein
 
-@pytest.fixture
-def x64():
-    """float64 for the whole process: POT's host solve runs in a callback on another thread,
-    where the thread-local ``jax.enable_x64`` context does not reach."""
-    old = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", old)
-
-
 
 def _ball(seed, n, d=2, scale=0.6, shift=0.0):
     z = np.random.default_rng(seed).normal(size=(n, d)) * scale + shift
