@@ -17,7 +17,7 @@ def _field(d, scale=30.0, seed=0):
     return f, p
 
 
-@pytest.mark.parametrize("d", [2, 4])
+@pytest.mark.parametrize("d", [2, pytest.param(4, marks=pytest.mark.slow)])
 def test_gaussian_divergence_is_zero(d):
     f, p = _field(d)
     x = 1.5 * jax.random.normal(jax.random.key(1), (32, d))
@@ -37,6 +37,7 @@ def _rff_mmd(x, y, key, n_feat=256, bw=1.0):
 
 
 @pytest.mark.parametrize("d", [2, 3])
+@pytest.mark.slow
 def test_flow_keeps_the_gaussian_in_law(d):
     """1e5 pushed samples: mean, covariance and a kernel MMD at the noise level of fresh samples."""
     f, p = _field(d)
@@ -59,6 +60,7 @@ def test_flow_keeps_the_gaussian_in_law(d):
     assert float(mmd) < 4.0 * float(mmd_null) + 1e-5
 
 
+@pytest.mark.slow
 def test_log_determinant_is_zero_with_respect_to_the_gaussian():
     """``log gamma(s(z)) + log|det ds/dz| = log gamma(z)`` up to RK4's error."""
     with jax.enable_x64(True):

@@ -50,6 +50,7 @@ def test_shift_between_gaussians_is_exact():
     np.testing.assert_allclose(float(J), float(terms.L + 10 * terms.C + 5 * terms.R), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_log_determinant_is_the_change_of_variables():
     """The integrated ``l`` equals ``log|det dz/dx|`` of the discrete map (autodiff through RK4)."""
     with jax.enable_x64(True):
@@ -70,6 +71,7 @@ def test_log_determinant_is_the_change_of_variables():
         np.testing.assert_allclose(np.asarray(ld), np.asarray(ref), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_sampling_inverts_the_flow():
     pot = Potential(2, width=8)
     p = pot.init(key=jax.random.key(6))
@@ -85,6 +87,7 @@ def test_sampling_inverts_the_flow():
     np.testing.assert_allclose(np.asarray(logp_fwd), np.asarray(logp), atol=2e-3)
 
 
+@pytest.mark.slow
 def test_path_and_vmap_over_seeds():
     pot = Potential(2, width=8)
     ps = jax.vmap(lambda k: pot.init(key=k))(jax.random.split(jax.random.key(0), 3))

@@ -23,8 +23,15 @@ def _random(d, dtype, seed=0, width=12, n_layers=3):
     return (pot, *draw(jax.random.key(seed)))
 
 
-@pytest.mark.parametrize("d", [2, 10, 100])
-@pytest.mark.parametrize("x64", [False, True])
+_SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    "d, x64",
+    # d = 2, 10 <= width 12 carry the Jacobians; d = 100 > width the Gram matrices
+    [pytest.param(2, False, marks=_SLOW), pytest.param(10, False, marks=_SLOW), (100, False),
+     pytest.param(2, True, marks=_SLOW), (10, True), pytest.param(100, True, marks=_SLOW)],
+)
 def test_exact_trace_matches_hessian(d, x64):
     with jax.enable_x64(x64):
         dtype = jnp.float64 if x64 else jnp.float32
@@ -36,6 +43,7 @@ def test_exact_trace_matches_hessian(d, x64):
         np.testing.assert_allclose(np.asarray(tr), np.asarray(ref), rtol=tol, atol=tol)
 
 
+@pytest.mark.slow
 def test_gradient_matches_autodiff_and_finite_differences():
     with jax.enable_x64(True):
         pot, p, x = _random(5, jnp.float64, seed=3)
@@ -53,6 +61,7 @@ def test_gradient_matches_autodiff_and_finite_differences():
             np.testing.assert_allclose(float(gt[i]), float(fdt[0]), rtol=1e-7, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_trace_parameter_gradients_match_finite_differences():
     """d/dtheta of the closed-form trace (what training differentiates) vs central differences."""
     with jax.enable_x64(True):
@@ -66,6 +75,7 @@ def test_trace_parameter_gradients_match_finite_differences():
             np.testing.assert_allclose(float(g[name][idx]), float(fd), rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_divergence_helpers_agree_with_the_exact_trace():
     pot, p, x = _random(6, jnp.float32, seed=7)
     tr = jax.jit(lambda q: pot.grad_and_laplacian(q, x, 0.2)[2])(p)
@@ -76,6 +86,7 @@ def test_divergence_helpers_agree_with_the_exact_trace():
     assert est.shape == tr.shape and bool(jnp.all(jnp.isfinite(est)))
 
 
+@pytest.mark.slow
 def test_log_cosh_is_stable_and_its_derivative_is_tanh():
     a = jnp.asarray([-1e4, -30.0, -1.0, 0.0, 2.0, 1e4])
     np.testing.assert_allclose(np.asarray(log_cosh(a))[2:5], np.log(np.exp(a[2:5]) + np.exp(-a[2:5])), rtol=1e-6)
@@ -83,6 +94,7 @@ def test_log_cosh_is_stable_and_its_derivative_is_tanh():
     np.testing.assert_allclose(np.asarray(jax.vmap(jax.grad(log_cosh))(a)), np.tanh(np.asarray(a)), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_vmap_over_seeds_and_jit():
     pot = Potential(3, width=8)
     ps = jax.vmap(lambda k: pot.init(key=k))(jax.random.split(jax.random.key(0), 4))

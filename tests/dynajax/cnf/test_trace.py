@@ -20,6 +20,7 @@ def exact(x):
 
 
 @pytest.mark.parametrize("probe", ["rademacher", "gaussian"])
+@pytest.mark.slow
 def test_hutchinson_is_unbiased(probe):
     x = jax.random.normal(jax.random.key(0), (3, 6))
     n = 20_000
@@ -41,6 +42,7 @@ def test_hutchinson_is_unbiased(probe):
     np.testing.assert_allclose(np.asarray(many), np.asarray(ref), atol=float(6 * se.max() * np.sqrt(n / 4096)))
 
 
+@pytest.mark.slow
 def test_autodiff_divergence_is_exact():
     x = jax.random.normal(jax.random.key(3), (5, 6))
     np.testing.assert_allclose(np.asarray(jax.jit(lambda y: autodiff_divergence(field, y))(x)),
