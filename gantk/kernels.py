@@ -46,6 +46,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from dynajax import _validate  # the validation module of the distribution (dynajax and gantk)
+
 __all__ = [
     "Kernel",
     "Layer",
@@ -560,9 +562,11 @@ def _check_inputs(x1, x2):
     x1 = jnp.asarray(x1)
     x2 = x1 if x2 is None else jnp.asarray(x2)
     if x1.ndim != 2 or x2.ndim != 2 or x1.shape[1] != x2.shape[1]:
-        raise ValueError(f"inputs must be [n1, d] and [n2, d] with the same d; got {x1.shape} and {x2.shape}")
+        raise ValueError(f"inputs x1, x2 must be [n1, d] and [n2, d] with the same d; got {x1.shape} and {x2.shape}")
     if not jnp.issubdtype(x1.dtype, jnp.floating):
         x1, x2 = x1.astype(jnp.float32), x2.astype(jnp.float32)
+    for name, x in (("x1", x1), ("x2", x2)):
+        _validate.finite(x, name, traced=False)
     return x1, x2
 
 
@@ -622,6 +626,8 @@ def mlp(
         raise ValueError(f"activation must be a name or a Layer; got {activation!r}")
     if int(depth) != depth or depth < 1:
         raise ValueError(f"depth must be a positive integer; got {depth!r}")
+    if int(width) != width or width < 1:
+        raise ValueError(f"width must be a positive integer; got {width!r}")
     layers = [Dense(width, W_std, b_std, parameterization)]
     for _ in range(int(depth) - 1):
         layers += [act(), Dense(width, W_std, b_std, parameterization)]

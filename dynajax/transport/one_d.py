@@ -150,10 +150,11 @@ def _quantile(cdf, xs, q):
 def _check_1d(u, v):
     if u.ndim != 1 or v.ndim != 1:
         raise ValueError(
-            f"expected 1-D arrays of locations (vmap for batches), got shapes {u.shape} and {v.shape}"
+            f"u and v must be 1-D arrays of locations (vmap for batches), got shapes {u.shape} and {v.shape}"
         )
-    if u.shape[0] == 0 or v.shape[0] == 0:
-        raise ValueError("empty measure: at least one location is needed on each side")
+    for name, w in (("u", u), ("v", v)):
+        if w.shape[0] == 0:
+            raise ValueError(f"{name} is empty: each measure needs at least one location")
 
 
 def _check_measures(u, v, u_weights, v_weights):
