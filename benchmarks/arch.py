@@ -78,7 +78,7 @@ def run_node_train(ctx: Context) -> list[Row]:
         model = ContinuousClassifier(dim_in=2, width=WIDTH, n_steps=STEPS, solver="rk4_38", adjoint=route)
         opt = optax.adam(LR)
         step = make_step(lambda p, b, k, m=model: (m.loss(p, *b), {}), opt)
-        state = init_state(params0, opt, jax.random.key(1))
+        state = init_state(params0, opt, key=jax.random.key(1))
         compiled, c_s = _compile(step, state, (x, y))
         grads = jax.jit(jax.grad(model.loss))(params0, x, y)
         dj[route] = (compiled, state, c_s, float(model.loss(params0, x, y)), grads)

@@ -143,7 +143,7 @@ def run_aphynity(ctx: Context) -> list[Row]:
     opt = optax.adam(LR)
     uz = Uzawa(LAMBDA0, TAU2, N_ITER)
     step = make_step(aph.make_loss(model, times, method="aphynity", penalty="l2_normalized"), opt, uzawa=uz)
-    state0 = init_state(params, opt, jax.random.key(1), uzawa=uz)
+    state0 = init_state(params, opt, key=jax.random.key(1), uzawa=uz)
     xb = jnp.asarray(batch)
     f, jax_call, comp = compiled_step(step, state0, xb)
     fns = {"dynajax-aphynity-step": jax_call}
@@ -245,7 +245,7 @@ def run_leads(ctx: Context) -> list[Row]:
     net = MLP((WIDTH_LEADS,) * 3 + (2,), activation="swish", kernel_init=normal(0.05))
     model = leads.make_model("leads", net, E, DT, lam=LAM, alpha=ALPHA, n_power_iter=N_POWER)
     data = _lv_data()
-    step, state = leads.make_trainer(model, jax.random.split(jax.random.key(0), 1), data)
+    step, state = leads.make_trainer(model, data, keys=jax.random.split(jax.random.key(0), 1))
     state0 = jax.tree_util.tree_map(lambda a: a[0], state)
     f, jax_call, comp = compiled_step(step, state0, None)
     fns = {"dynajax-leads-step": jax_call}

@@ -149,7 +149,7 @@ def run_lap(ctx: Context, width: int | None = None) -> list[Row]:
     x, y = make_batch()
     step, opt, uz = make_jax_step()
     pj = jax.tree_util.tree_map(jnp.asarray, params)
-    state0 = init_state(pj, opt, jax.random.key(0), uzawa=uz)
+    state0 = init_state(pj, opt, key=jax.random.key(0), uzawa=uz)
     batch = (jnp.asarray(x), jnp.asarray(y))
     f, jax_call, comp = compiled_step(step, state0, batch)
     fns = {"dynajax-lap-step": jax_call}

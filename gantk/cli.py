@@ -102,7 +102,7 @@ def _cmd_flow(args) -> int:
                            reset=args.reset, antisymmetric=not args.no_antisymmetric, block_size=args.block_size)
     x0, y = data.load(args.data, args.n, args.n if args.m is None else args.m, args.seed)
     y = jnp.asarray(y)
-    state = flows.init_state(cfg, jnp.asarray(x0), jax.random.key(args.seed))
+    state = flows.init_state(cfg, jnp.asarray(x0), key=jax.random.key(args.seed))
     start, snaps, rows = 0, [np.asarray(x0)], []
     if args.resume and ckpt.exists():
         state, extra = load_checkpoint(ckpt, state, with_extra=True)

@@ -134,7 +134,7 @@ def _finite(cfg: FlowConfig) -> D.FiniteDiscriminator:
     return D.FiniteDiscriminator(layer, cfg.antisymmetric)
 
 
-def init_state(cfg: FlowConfig, x0: ArrayLike, key: Array) -> FlowState:
+def init_state(cfg: FlowConfig, x0: ArrayLike, *, key: Array) -> FlowState:
     """Initial state: particles ``x0 [N, d]`` and, at finite width, fresh discriminator parameters."""
     x0 = jnp.asarray(x0)
     if x0.ndim != 2:
@@ -215,7 +215,7 @@ def make_flow(cfg: FlowConfig, steps: int, snapshot_every: int) -> Callable:
 
     def flow(x0, y, key):
         step = make_step(cfg, y)
-        state = init_state(cfg, x0, key)
+        state = init_state(cfg, x0, key=key)
 
         def chunk(s, _):
             s = jax.lax.fori_loop(0, snapshot_every, lambda i, t: step(t), s)

@@ -108,7 +108,7 @@ optimizer = optax.adam(optax.cosine_decay_schedule(1e-2, 1500, alpha=0.02))
 step = train.make_step(loss_fn, optimizer)
 n_seeds = 4
 keys = jax.random.split(jax.random.key(42), n_seeds)
-states = jax.vmap(lambda k: train.init_state(mlp.init(k, jnp.zeros(2)), optimizer, k))(keys)
+states = jax.vmap(lambda k: train.init_state(mlp.init(k, jnp.zeros(2)), optimizer, key=k))(keys)
 test_mse = lambda params: loss_fn(params, test_traj, None)[0]  # noqa: E731
 
 start = time.perf_counter()

@@ -69,7 +69,7 @@ T0_ls = float(pendulum.T0_from_omega0_sq(ls.params["omega0_sq"]))
 cfg = TrainConfig(method="aphynity", penalty="l2_normalized", n_steps=300, chunk_size=150, lr=3e-3,
                   lr_physical=3e-2, tau2=0.3, n_iter=5)
 t = time.perf_counter()
-res = train(model, states["train"], states["val"], times, cfg, jax.random.split(jax.random.key(1), 2))
+res = train(model, states["train"], states["val"], times, cfg, keys=jax.random.split(jax.random.key(1), 2))
 print(f"trained 2 seeds x {cfg.n_steps} steps in {time.perf_counter() - t:.1f} s")
 best = jax.tree_util.tree_map(lambda x: x[0], res.best_params)
 T0_aph = float(pendulum.T0_from_omega0_sq(model.physical_params(best)["omega0_sq"]))

@@ -50,9 +50,9 @@ print(train.shape, val.shape, test.shape)
 # %%
 net = MLP((64, 64, 64, 2), activation="swish", kernel_init=normal(0.05))
 model = leads.make_model("leads", net, n_env=10, dt=0.5, lam=5e3, alpha=1e-3)
-params = leads.init_params(model, jax.random.key(0), train[0, 0, 0])
+params = leads.init_params(model, train[0, 0, 0], key=jax.random.key(0))
 print(jax.tree_util.tree_map(jnp.shape, params["g"])["Dense_0"])  # leading axis: environments
-sn = leads.init_sn_state(model, jax.random.key(1), params)
+sn = leads.init_sn_state(model, params, key=jax.random.key(1))
 pen, parts, _ = leads.penalty(model, params["g"], sn, train.reshape(10, -1, 2))
 print(f"penalty at init {float(pen):.3e}", {k: float(v) for k, v in parts.items()})
 
@@ -64,7 +64,7 @@ print(f"penalty at init {float(pen):.3e}", {k: float(v) for k, v in parts.items(
 
 # %%
 keys = jax.random.split(jax.random.key(2), 2)  # two seeds
-res = leads.fit_leads(model, keys, train, val=val, n_steps=200, chunk_size=100)
+res = leads.fit_leads(model, train, keys=keys, val=val, n_steps=200, chunk_size=100)
 mse = leads_baselines.evaluate(model, res.best_params, test)  # [seeds, envs]
 f_only = leads_baselines.evaluate(model, jax.vmap(leads.zero_like_g)(res.best_params), test)
 print("test MSE per seed:", mse.mean(-1), " f alone (g_e = 0):", f_only.mean(-1))

@@ -48,7 +48,7 @@ H = hd.ChannelProjection([0], 3)
 model = hd.HiddenModel(ResNet(3, width=8, n_down=1, n_blocks=1), H, setting="canonical", n_context=1, substeps=3)
 train_w = hd.windows(states[:4], [0], 4, 1)  # context K = 1 frame, then 3 targets
 val_w = hd.windows(states[4:5], [0], 4, 1)
-res = hd.fit(model, jax.random.key(1), train_w, val_w, steps=30, lr=2e-3, batch_size=8, val_every=10)
+res = hd.fit(model, train_w, val_w, key=jax.random.key(1), steps=30, lr=2e-3, batch_size=8, val_every=10)
 print("unrolls on this backend:", hd.should_unroll(lambda p, x: model.advance(p, x), res.best_params,
                                                    jnp.asarray(train_w["x0"][0])))
 print("validation loss:", np.round(res.history["val_loss"], 3), "best at step", int(res.best_step))

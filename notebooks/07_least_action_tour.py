@@ -53,7 +53,7 @@ N_STEPS = 600
 
 def train(penalty: bool):
     step = make_step(lambda p, b, k: udt_loss(flow, p, *b, disc, penalty=penalty), opt)
-    state = init_state(flow.init(jax.random.key(0), jnp.zeros((2, 2))), opt, jax.random.key(1))
+    state = init_state(flow.init(jax.random.key(0), jnp.zeros((2, 2))), opt, key=jax.random.key(1))
 
     def body(st, _):
         kx, ky = jax.random.split(jax.random.fold_in(st.key, st.step))

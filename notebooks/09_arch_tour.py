@@ -50,7 +50,7 @@ print(f"relative difference of the two routes at 8 Euler steps: {float(rel):.3f}
 # %%
 W = jax.random.normal(jax.random.key(1), (8, 8))
 ev = np.linalg.eigvals(np.asarray(arch.antisymmetric_matrix(W, 0.1)))
-hp = arch.init_layers(jax.random.key(2), "hamiltonian", 64, 4)
+hp = arch.init_layers("hamiltonian", 64, 4, key=jax.random.key(2))
 y0 = jax.random.normal(jax.random.key(3), (5, 4))
 yL, zL = arch.hamiltonian_forward(hp, y0, None, 0.2)
 back_y = jax.lax.scan(lambda c, q: (arch.leapfrog_inverse(q, *c, 0.2), None), (yL, zL), hp, reverse=True)[0][0]

@@ -178,14 +178,14 @@ def sphere_area(d: int) -> float:
     return d * ball_volume(d)
 
 
-def sample_sphere(key: Array, n: int, d: int, dtype=jnp.float32) -> Float[Array, "n d"]:
+def sample_sphere(n: int, d: int, dtype=jnp.float32, *, key: Array) -> Float[Array, "n d"]:
     """``n`` points uniform on the unit sphere in ``R^d``."""
     x = jax.random.normal(key, (n, d), dtype)
     return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def sample_ball(key: Array, n: int, d: int, dtype=jnp.float32) -> Float[Array, "n d"]:
+def sample_ball(n: int, d: int, dtype=jnp.float32, *, key: Array) -> Float[Array, "n d"]:
     """``n`` points uniform in the unit ball of ``R^d`` (direction times ``U^(1/d)``)."""
     k1, k2 = jax.random.split(key)
     r = jax.random.uniform(k2, (n, 1), dtype) ** (1.0 / d)
-    return sample_sphere(k1, n, d, dtype) * r
+    return sample_sphere(n, d, dtype, key=k1) * r

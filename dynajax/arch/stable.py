@@ -75,7 +75,7 @@ def antisymmetric_matrix(W: Float[Array, "... d d"], gamma: float = 0.0) -> Floa
     return W - jnp.swapaxes(W, -1, -2) - gamma * jnp.eye(d, dtype=W.dtype)
 
 
-def init_layers(key: Array, kind: str, depth: int, width: int, *, scale: float = 1.0,
+def init_layers(kind: str, depth: int, width: int, *, key: Array, scale: float = 1.0,
                 dtype=jnp.float32) -> PyTree:
     """Stacked per-layer weights for ``kind`` in :data:`KINDS`.
 
@@ -256,8 +256,8 @@ def hyperbolic_forward(params: PyTree, Y: Float[Array, "b H W c"], h: float,
 # -- diagnostics and a classifier ---------------------------------------------------------------
 
 
-def growth_ratio(F: Callable[[Array], Array], y: Float[Array, "b d"], key: Array,
-                 eps: float = 1e-4, n_dirs: int = 4) -> Float[Array, ""]:
+def growth_ratio(F: Callable[[Array], Array], y: Float[Array, "b d"],
+                 eps: float = 1e-4, n_dirs: int = 4, *, key: Array) -> Float[Array, ""]:
     """Mean over the batch of the largest ``||F(y + e) - F(y)|| / ||e||`` over ``n_dirs`` random
     perturbations of norm ``eps`` per example: the forward-stability constant ``M`` of
     Haber & Ruthotto (2017) measured empirically.
@@ -307,7 +307,7 @@ class StableClassifier:
         return {
             "open": {"w": jax.random.normal(k1, (self.dim_in, self.width), dtype) / math.sqrt(self.dim_in),
                      "b": jnp.zeros((self.width,), dtype)},
-            "block": init_layers(k2, self.kind, self.depth, self.width, scale=self.scale, dtype=dtype),
+            "block": init_layers(self.kind, self.depth, self.width, key=k2, scale=self.scale, dtype=dtype),
             "head": {"w": jax.random.normal(k3, (self.width, self.n_classes), dtype) / math.sqrt(self.width),
                      "b": jnp.zeros((self.n_classes,), dtype)},
         }

@@ -157,7 +157,7 @@ def run_system(system: str, cfg: PdeConfig, seeds: tuple[int, ...], out_dir: Pat
     trained = {}
     for name, model, row_cfg in rows:
         t = time.perf_counter()
-        res = train(model, tr.states, va.states, tr.times, row_cfg, seed_keys(seeds, 1))
+        res = train(model, tr.states, va.states, tr.times, row_cfg, keys=seed_keys(seeds, 1))
         one = lambda p, model=model: (evaluate_mse(model, p, test, te.times, batch_size=row_cfg.val_batch_size),
                                       norm_penalty(model, p, frames, "l2"))
         mse, fa = (np.asarray(v, np.float64) for v in jax.jit(jax.vmap(one))(res.best_params))

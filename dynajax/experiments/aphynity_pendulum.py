@@ -126,7 +126,7 @@ def _train_row(model, method, ratios, cfg, seeds, data):
     tc = TrainConfig(method=method, penalty="l2_normalized", n_steps=cfg.n_steps, chunk_size=cfg.chunk,
                      n_iter=cfg.n_iter, lambda0=cfg.lambda0, tau2=cfg.tau2, schedule=cfg.schedule,
                      val_metric=cfg.val_metric)
-    g = train_grid(model, tr.states, va.states, tr.times, tc, seed_keys(seeds, 1), grid)
+    g = train_grid(model, tr.states, va.states, tr.times, tc, grid, keys=seed_keys(seeds, 1))
 
     def log_mse(ds):
         fn = jax.jit(jax.vmap(lambda p: evaluate_mse(model, p, jnp.asarray(ds.states, jnp.float32), ds.times)))

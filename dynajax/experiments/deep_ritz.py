@@ -102,8 +102,8 @@ def g_rhs(x: jnp.ndarray) -> jnp.ndarray:
 def solve(cfg: DeepRitzConfig, method: str, d: int, n: int, key: jax.Array) -> dict[str, float]:
     """Trains one network; returns its test relative L2 error and training wall time."""
     k_int, k_bnd, k_init, k_test = jax.random.split(jax.random.fold_in(key, 1000 * d + n), 4)
-    interior = sample_ball(k_int, n, d)
-    bnd = sample_sphere(k_bnd, max(cfg.n_boundary_min, n // cfg.boundary_ratio), d)
+    interior = sample_ball(n, d, key=k_int)
+    bnd = sample_sphere(max(cfg.n_boundary_min, n // cfg.boundary_ratio), d, key=k_bnd)
     q = jax.vmap(u_exact)(bnd)
     net = MLP((cfg.width,) * cfg.depth + (1,), activation="tanh")
     params = net.init(k_init, jnp.zeros((d,)))
@@ -124,9 +124,9 @@ def solve(cfg: DeepRitzConfig, method: str, d: int, n: int, key: jax.Array) -> d
         return jax.lax.scan(lambda s, _: (step(s, None)[0], None), state, None, length=cfg.train_steps)[0]
 
     t = time.perf_counter()
-    state = jax.block_until_ready(train(init_state(params, opt, k_init)))
+    state = jax.block_until_ready(train(init_state(params, opt, key=k_init)))
     wall = time.perf_counter() - t
-    xt = sample_ball(k_test, cfg.n_test, d)
+    xt = sample_ball(cfg.n_test, d, key=k_test)
     pred, true = net.apply(state.params, xt)[:, 0], jax.vmap(u_exact)(xt)
     return {"rel_l2": float(jnp.linalg.norm(pred - true) / jnp.linalg.norm(true)), "wall_s": wall}
 

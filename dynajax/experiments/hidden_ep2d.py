@@ -190,7 +190,7 @@ def run_seed(k_data, k_models, cfg: HiddenEP2DConfig):
     for i, setting in enumerate(cfg.models):
         t1, model = time.perf_counter(), build_model(setting, cfg)
         penalties = [(cfg.lambda_scar, hd.masked_zero_penalty("scar", channels=(0,)))]
-        params = hd.fit(model, jax.random.fold_in(k_models, i), train_w, val_w, steps=cfg.steps, lr=cfg.lr,
+        params = hd.fit(model, train_w, val_w, key=jax.random.fold_in(k_models, i), steps=cfg.steps, lr=cfg.lr,
                         batch_size=cfg.batch, val_every=cfg.val_every, curriculum=cfg.curriculum,
                         teacher=hd.exponential_schedule(cfg.teacher_decay), penalties=penalties).best_params
         times[f"{setting}_s"] = time.perf_counter() - t1

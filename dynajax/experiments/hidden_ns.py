@@ -186,22 +186,22 @@ def run_seed(k_data, k_models, cfg: HiddenNSConfig):
         true_obs = np.moveaxis(te[:, K - 1:, ch], 1, 0)
         if kind == "pkni":
             net = PKnI(width=cfg.unet_width, depth=3)
-            fitted = fit_pkni(net, key, train_w, val_w, n_context=K, penalty=cfg.pkni_penalty, **fit_kw)
+            fitted = fit_pkni(net, train_w, val_w, key=key, n_context=K, penalty=cfg.pkni_penalty, **fit_kw)
             rho, w = pkni_forecast(net, fitted.best_params, te[:, :K, 0], H)
             # w_i moved frame i-1 to frame i: scored against the velocity at frame i-1
             rows[kind] = scores(rho, true_obs, w, np.concatenate([u_true[:1], u_true[:-1]]), hz)
         else:
             model = build_model(kind, cfg)
             teacher = hd.exponential_schedule(cfg.teacher_decay) if kind == "setting1" else None
-            fitted = hd.fit(model, key, train_w, val_w, curriculum=cfg.curriculum, teacher=teacher, **fit_kw)
+            fitted = hd.fit(model, train_w, val_w, key=key, curriculum=cfg.curriculum, teacher=teacher, **fit_kw)
             params = fitted.best_params
             preds[kind] = hd.forecast(model, params, te[:, :K][:, :, ch], te[:, K - 1], H)
             rows[kind] = scores(preds[kind][:, :, ch], true_obs, preds[kind][:, :, 1:], u_true, hz)
         if kind == "setting1":  # restructuring, fitted on `restr_seqs` training sequences
             jt = hd.forecast(model, params, tr[:cfg.restr_seqs, :K, :1], None, tr.shape[1] - K)
             target = np.moveaxis(tr[:cfg.restr_seqs, K - 1:], 1, 0)
-            reg = fit_restructuring(jax.random.fold_in(k_models, 99), jnp.asarray(jt.reshape(-1, *jt.shape[2:])),
-                                    jnp.asarray(target.reshape(-1, *target.shape[2:])), n_steps=cfg.restr_steps)
+            reg = fit_restructuring(jnp.asarray(jt.reshape(-1, *jt.shape[2:])),
+                                    jnp.asarray(target.reshape(-1, *target.shape[2:])), key=jax.random.fold_in(k_models, 99), n_steps=cfg.restr_steps)
             restr = np.asarray(jax.jit(reg)(jnp.asarray(preds[kind])))
             rows["restructured"] = scores(preds[kind][:, :, :1], true_obs, restr[:, :, 1:], u_true, hz)
         times[f"{kind}_s"] = time.perf_counter() - t1

@@ -137,7 +137,7 @@ def run_setting(cfg: LapCirclesConfig, init: str, lap_tau: float | None, seeds, 
         params = {"flow": scale_kernels(flow.init(k1, jnp.zeros((4, 2))), gain)}
         if cfg.learned_head:
             params["head"] = {"w": jnp.array([[0.0, 1.0], [0.0, 1.0]]), "b": jnp.zeros(2)}
-        st, ev = scan_fit(step, init_state(params, opt, k2, uzawa=uz), {"x": xtr, "y": ytr},
+        st, ev = scan_fit(step, init_state(params, opt, key=k2, uzawa=uz), {"x": xtr, "y": ytr},
                           n_steps=cfg.steps, batch_size=cfg.batch, eval_every=cfg.eval_every,
                           evaluate=accuracy_evaluator(fwd, val, test))
         return ev, st.params

@@ -164,7 +164,7 @@ def run_arm(cfg: LapDigitsConfig, arm: str, n: int, gains, seeds, splits, init="
         data = {"x": jnp.asarray(pool_x)[idx], "y": jnp.asarray(pool_y)[idx]}
         params = {"net": net.init(k_net, jnp.zeros((2, 64)))["params"],
                   "flow": scale_kernels(flow.init(k_flow, jnp.zeros((2, cfg.width))), gain)}
-        state = init_state(params, opt, k_state, uzawa=uz)
+        state = init_state(params, opt, key=k_state, uzawa=uz)
         return scan_fit(step, state, data, n_steps=cfg.steps, batch_size=min(cfg.max_batch, n),
                         eval_every=cfg.eval_every, evaluate=evaluate)[1]
 

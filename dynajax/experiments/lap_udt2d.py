@@ -139,7 +139,7 @@ def train_arms(cfg: LapUdt2dConfig, problem: str, seeds: tuple[int, ...]):
 
     def init(key, gain):
         params = scale_kernels(flow.init(jax.random.fold_in(key, 1), jnp.zeros((2, 2))), gain)
-        return init_state(params, opt, jax.random.fold_in(key, 2))
+        return init_state(params, opt, key=jax.random.fold_in(key, 2))
 
     def train(state, w):
         def body(st, _):

@@ -146,7 +146,7 @@ def train_rows(cfg: NodeGradientsConfig, data: dict, key: jax.Array) -> dict[str
         opt = optax.adam(cfg.lr)
         step = make_step(lambda p, batch, k, m=model: (m.loss(p, *batch), {}), opt)
         t = time.perf_counter()
-        res = fit(step, init_state(model.init(key), opt, jax.random.fold_in(key, 1)), data["train"],
+        res = fit(step, init_state(model.init(key), opt, key=jax.random.fold_in(key, 1)), data["train"],
                   n_steps=cfg.train_steps, chunk_size=max(1, cfg.train_steps // cfg.n_validations),
                   validate=jax.jit(lambda p, m=model: m.loss(p, xv, yv)), progress=False)
         out[f"{route} training (N={cfg.train_n_steps})"] = {

@@ -116,7 +116,7 @@ def mfn_fit(cfg: PinnSuperresConfig, train, val, grid, key, lam: float) -> np.nd
         return data + lam * div, {"data": data, "div": div}
 
     opt = optax.adam(optax.cosine_decay_schedule(cfg.lr, cfg.train_steps, alpha=cfg.lr_final))
-    state = init_state(net.init(key, jnp.zeros((1, 4))), opt, jax.random.fold_in(key, 1))
+    state = init_state(net.init(key, jnp.zeros((1, 4))), opt, key=jax.random.fold_in(key, 1))
     res = fit(make_step(loss, opt), state, lambda k, step: jax.random.uniform(k, (cfg.n_col, 2)),
               n_steps=cfg.train_steps, chunk_size=max(1, cfg.train_steps // cfg.n_validations), progress=False,
               validate=jax.jit(lambda p: mse(p, xv, yv)))

@@ -111,7 +111,7 @@ def _train(params, loss_fn, val_nll, sample, *, steps: int, chunks: int, lr: flo
     of the validation chunk with the best NLL and ``{val_nll, best_step}``."""
     opt = optax.adam(lr)
     step = make_step(lambda p, b, k: (loss_fn(p, b, k), {}), opt)
-    res = fit(step, init_state(params, opt, key), sample, n_steps=steps, chunk_size=max(1, steps // chunks),
+    res = fit(step, init_state(params, opt, key=key), sample, n_steps=steps, chunk_size=max(1, steps // chunks),
               validate=val_nll, progress=False)
     return res.best_params, {"val_nll": float(res.best_val), "best_step": int(res.best_step)}
 

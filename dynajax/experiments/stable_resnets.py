@@ -112,7 +112,7 @@ def seed_rows(cfg: StableResnetsConfig, k_data: jax.Array, key: jax.Array) -> di
     (xt, yt), (xv, yv) = data["test"], data["val"]
     model_at = lambda depth, **kw: StableClassifier(dim_in=2, width=cfg.width, depth=depth, h=cfg.h,
                                                     gamma=cfg.gamma, **kw)
-    growth = lambda m, p, k: float(growth_ratio(jax.jit(lambda y: m.block(p["block"], y)), m.embed(p, xt), k,
+    growth = lambda m, p, k: float(growth_ratio(jax.jit(lambda y: m.block(p["block"], y)), m.embed(p, xt), key=k,
                                                 eps=cfg.eps, n_dirs=cfg.n_dirs))
     out: dict[str, dict[str, float]] = {}
     for name, kw in NETWORKS.items():
@@ -126,7 +126,7 @@ def seed_rows(cfg: StableResnetsConfig, k_data: jax.Array, key: jax.Array) -> di
         opt = optax.adam(cfg.lr)
         step = make_step(lambda p, batch, k, m=model: (m.loss(p, *batch), {}), opt)
         t = time.perf_counter()
-        res = fit(step, init_state(model.init(jax.random.fold_in(key, 10_000)), opt, jax.random.fold_in(key, 2)),
+        res = fit(step, init_state(model.init(jax.random.fold_in(key, 10_000)), opt, key=jax.random.fold_in(key, 2)),
                   data["train"], n_steps=cfg.train_steps, chunk_size=max(1, cfg.train_steps // cfg.n_validations),
                   validate=jax.jit(lambda p, m=model: m.loss(p, xv, yv)), progress=False)
         row["train_wall_s"] = time.perf_counter() - t

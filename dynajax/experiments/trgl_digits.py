@@ -102,11 +102,11 @@ def _build(cfg: TrglDigitsConfig, mode: str, seeds: tuple[int, ...]):
         data = {"x": jnp.asarray(pool_x)[idx], "y": jnp.asarray(pool_y)[idx]}
         params = model.init(k_init, data["x"][:2])
         params["flows"] = scale_kernels(params["flows"], cfg.gain)
-        state = init_state(params, opt, k_state)
+        state = init_state(params, opt, key=k_state)
 
         def steps(st, n_steps, active):
             extra = {} if active is None else {"active": active}
-            sample = lambda k, _: {**sample_minibatch(data, k, min(cfg.batch, n)), **extra}  # noqa: E731
+            sample = lambda k, _: {**sample_minibatch(data, min(cfg.batch, n), key=k), **extra}  # noqa: E731
             return scan_fit(step, st, sample, n_steps=n_steps)[0]
 
         if mode == "parallel":

@@ -477,8 +477,8 @@ def train(
     val_states: Float[ArrayLike, "M T *state"] | None,
     times,
     config: TrainConfig,
-    keys: Array,
     *,
+    keys: Array,
     lr: ArrayLike | None = None,
     lr_physical: ArrayLike | None = None,
     progress: bool = False,
@@ -521,7 +521,7 @@ def train(
     def init_one(key, lr_m, lr_p_m):
         k_init, k_state = jax.random.split(key)
         opt = config.optimizer(lr_m, lr_p_m if per_part else None)
-        return init_state(model.init(k_init, example), opt, k_state, uzawa=uzawa)
+        return init_state(model.init(k_init, example), opt, key=k_state, uzawa=uzawa)
 
     state = jax.vmap(init_one)(keys, lrs, lrs_p)
     validate = None
@@ -592,8 +592,9 @@ def train_grid(
     val_states: Float[ArrayLike, "M T *state"],
     times,
     config: TrainConfig,
-    keys: Array,
     grid: list[tuple[float, float | None]],
+    *,
+    keys: Array,
 ) -> GridResult:
     """Trains every ``(lr, lr_physical)`` of ``grid`` for every key in one program and keeps the
     grid point with the lowest mean log validation loss (:func:`select_on_validation`).
@@ -613,7 +614,7 @@ def train_grid(
     n = int(np.shape(keys)[0])
     lrs = np.repeat(np.asarray([lr for lr, _ in grid], np.float64), n)
     lrs_p = np.repeat(np.asarray([p for _, p in grid], np.float64), n) if all(separate) else None
-    res = train(model, train_states, val_states, times, config, jnp.concatenate([keys] * len(grid)),
+    res = train(model, train_states, val_states, times, config, keys=jnp.concatenate([keys] * len(grid)),
                 lr=lrs, lr_physical=lrs_p)
     index, mean = select_on_validation(res.best_val, len(grid))
     chosen = slice(index * n, (index + 1) * n)

@@ -97,7 +97,7 @@ class HamiltonianNet(nn.Module):
         return nn.Dense(1)(x)[0]
 
 
-def neural_hamiltonian(net: HamiltonianNet, dim: int, key: Array | None = None) -> tuple[Callable, dict[str, Any]]:
+def neural_hamiltonian(net: HamiltonianNet, dim: int, *, key: Array | None = None) -> tuple[Callable, dict[str, Any]]:
     """The field of a :class:`HamiltonianNet` and its initial parameters.
 
     Args:

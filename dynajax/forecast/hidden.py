@@ -235,7 +235,7 @@ class HiddenModel:
         return x
 
 
-def rollout(model: HiddenModel, params, x0, n_steps: int, obs=None, teacher_prob=0.0, key=None):
+def rollout(model: HiddenModel, params, x0, n_steps: int, obs=None, teacher_prob=0.0, *, key=None):
     """States ``X_0..X_n`` at the observation times, ``[n_steps + 1, ..., d, H, W]``.
 
     With ``obs`` (``[n_steps, ..., l, H, W]``: ``Y_1..Y_n``), ``teacher_prob > 0`` and a key,
@@ -385,10 +385,10 @@ def curriculum_stages(T: int, steps: int, curriculum=((1.0, 1.0),)) -> list[tupl
 
 def fit(
     model: HiddenModel,
-    key,
     train_windows: dict,
     val_windows: dict,
     *,
+    key: Array,
     steps: int,
     lr: float,
     batch_size: int,
@@ -435,7 +435,7 @@ def fit(
     k_init, k_state = jax.random.split(key)
     params = jax.jit(model.init)(k_init, jnp.asarray(train_windows["obs"][0, :K]))  # one compile, not one per layer
     opt = optax.adam(optax.cosine_decay_schedule(lr, steps))
-    state = init_state(params, opt, k_state)
+    state = init_state(params, opt, key=k_state)
     step = make_train_step(model, opt, teacher=teacher, penalties=penalties)
     data = jax.tree_util.tree_map(jnp.asarray, train_windows)
     val = jax.tree_util.tree_map(jnp.asarray, val_windows)
@@ -444,7 +444,7 @@ def fit(
     best, done, histories = None, 0, []
     for h, n in curriculum_stages(data["obs"].shape[1] - K, steps, curriculum):
         def sample(k, _, h=h):
-            b = sample_minibatch(data, k, batch_size)
+            b = sample_minibatch(data, batch_size, key=k)
             return dict(b, obs=b["obs"][:, :K + h])
 
         done += n

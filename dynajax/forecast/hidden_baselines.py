@@ -139,10 +139,10 @@ class UNet(nn.Module):
 
 
 def fit_restructuring(
-    key,
     inputs: Float[Array, "N d H W"],
     targets: Float[Array, "N c H W"],
     *,
+    key: Array,
     width: int = 32,
     n_layers: int = 3,
     n_steps: int = 300,
@@ -165,7 +165,7 @@ def fit_restructuring(
     params = net.init(k_init, to_last(inputs[:1]))
     opt = optax.adam(optax.cosine_decay_schedule(lr, n_steps))
     step = make_step(lambda p, b, k: (jnp.mean((net.apply(p, to_last(b["x"])) - to_last(b["y"])) ** 2), {}), opt)
-    res = train_fit(step, init_state(params, opt, k_run), {"x": inputs, "y": targets}, n_steps=n_steps,
+    res = train_fit(step, init_state(params, opt, key=k_run), {"x": inputs, "y": targets}, n_steps=n_steps,
                     chunk_size=n_steps, batch_size=min(batch_size, inputs.shape[0]), progress=False)
     fitted = res.state.params
     return lambda x: jnp.moveaxis(net.apply(fitted, to_last(x)), -1, -3)
@@ -230,10 +230,10 @@ def pkni_penalty(w: Float[Array, "... 2 H W"], div: float = 1.0, magnitude: floa
 
 def fit_pkni(
     net: PKnI,
-    key,
     train_windows: dict,
     val_windows: dict,
     *,
+    key: Array,
     n_context: int,
     steps: int,
     lr: float,
@@ -274,7 +274,7 @@ def fit_pkni(
     params = jax.jit(net.init, static_argnums=2)(k_init, jnp.asarray(train_windows["obs"][:1, :K, 0]), 1)
     opt = optax.adam(optax.cosine_decay_schedule(lr, steps))
     data, val = (jax.tree_util.tree_map(jnp.asarray, w) for w in (train_windows, val_windows))
-    return train_fit(make_step(loss, opt), init_state(params, opt, k_state), data, n_steps=steps,
+    return train_fit(make_step(loss, opt), init_state(params, opt, key=k_state), data, n_steps=steps,
                      chunk_size=val_every, batch_size=batch_size, validate=lambda p: loss(p, val)[1]["fit"],
                      progress=False)
 

@@ -161,7 +161,7 @@ def _split_keys(key, n):
     return jax.random.split(key, n)
 
 
-def init_params(model: LeadsModel, key: PRNGKeyArray, example: Float[Array, "*state"]) -> PyTree:
+def init_params(model: LeadsModel, example: Float[Array, "*state"], *, key: PRNGKeyArray) -> PyTree:
     """Initial ``{"f": ..., "g": ...}``; environment axes as the model says.
 
     Args:
@@ -204,12 +204,12 @@ def weight_matrices(net_params: PyTree) -> dict[str, Array]:
     return out
 
 
-def init_sn_state(model: LeadsModel, key: PRNGKeyArray, params: PyTree) -> PyTree:
+def init_sn_state(model: LeadsModel, params: PyTree, *, key: PRNGKeyArray) -> PyTree:
     """Power-iteration vectors ``u`` for every ``g_e`` weight (leading env axis); ``{}`` if unused."""
     if model.lam is None or model.omega != "leads":
         return {}
     keys = _split_keys(key, model.n_env)
-    return jax.vmap(lambda k, g: init_spectral_state(k, weight_matrices(g)))(keys, params["g"])
+    return jax.vmap(lambda k, g: init_spectral_state(weight_matrices(g), key=k))(keys, params["g"])
 
 
 def _apply(net, p, x):
@@ -295,6 +295,7 @@ def rollout(
     params: PyTree,
     states: Float[Array, "n_env n_traj n_time *state"],
     eps: Array | float = 0.0,
+    *,
     key: PRNGKeyArray | None = None,
 ) -> Float[Array, "n_env n_traj n_time *state"]:
     """Predicted trajectories with scheduled sampling.
@@ -338,6 +339,7 @@ def loss_fn(
     sn_state: PyTree,
     states: Float[Array, "n_env n_traj n_time *state"],
     eps: Array | float,
+    *,
     key: PRNGKeyArray,
 ) -> tuple[Array, tuple[dict[str, Array], PyTree]]:
     """Trajectory MSE (scheduled sampling) plus the LEADS penalty on the ground-truth states.
@@ -346,7 +348,7 @@ def loss_fn(
         ``(loss, (aux, new_sn_state))`` with ``aux`` holding ``mse`` and, with a penalty,
         ``penalty``, ``norm`` and ``spectral``.
     """
-    pred = rollout(model, params, states, eps, key)
+    pred = rollout(model, params, states, eps, key=key)
     mse = jnp.mean(jnp.square(pred - states))
     aux = {"mse": mse}
     if model.lam is None:
@@ -359,9 +361,9 @@ def loss_fn(
 
 def make_trainer(
     model: LeadsModel,
-    keys: PRNGKeyArray,
     train: Float[Array, "*groups n_env n_traj n_time *state"],
     *,
+    keys: PRNGKeyArray,
     params: PyTree | None = None,
     frozen_f: PyTree | None = None,
     lr: float = 1e-3,
@@ -395,7 +397,7 @@ def make_trainer(
         return p if f_fixed is None else {"f": jax.lax.stop_gradient(f_fixed), "g": p}
 
     def one_group_loss(p, sn, data, k, eps, f_fixed):
-        return loss_fn(model, full(p, f_fixed), sn, data, eps, k)
+        return loss_fn(model, full(p, f_fixed), sn, data, eps, key=k)
 
     def step_loss(p, mstate, batch, key):
         eps = scheduled_sampling_eps(mstate["step"], ss_k, ss_every) if ss_k > 0 else jnp.zeros(())
@@ -416,20 +418,20 @@ def make_trainer(
         kp, ks, kt = jax.random.split(key, 3)
 
         def fresh(k):
-            p = init_params(model, k, example)
+            p = init_params(model, example, key=k)
             return p if f_fixed is None else p["g"]
 
         if groups:
             p = jax.vmap(fresh)(_split_keys(kp, g_shape[0])) if p0 is None else p0
             full_p = p if f_fixed is None else jax.vmap(full)(p, f_fixed)
-            sn = jax.vmap(lambda k, q: init_sn_state(model, k, q))(_split_keys(ks, g_shape[0]), full_p)
+            sn = jax.vmap(lambda k, q: init_sn_state(model, q, key=k))(_split_keys(ks, g_shape[0]), full_p)
         else:
             p = fresh(kp) if p0 is None else p0
-            sn = init_sn_state(model, ks, full(p, f_fixed))
+            sn = init_sn_state(model, full(p, f_fixed), key=ks)
         mstate = {"sn": sn, "step": jnp.zeros((), jnp.int32)}
         if f_fixed is not None:
             mstate["frozen_f"] = f_fixed
-        return init_state(p, optimizer, kt, model_state=mstate)
+        return init_state(p, optimizer, key=kt, model_state=mstate)
 
     if state is None:
         state = jax.vmap(init_one, in_axes=(0, None if params is None else 0, None if frozen_f is None else 0))(
@@ -440,9 +442,9 @@ def make_trainer(
 
 def fit_leads(
     model: LeadsModel,
-    keys: PRNGKeyArray,
     train: Float[Array, "*groups n_env n_traj n_time *state"],
     *,
+    keys: PRNGKeyArray,
     n_steps: int,
     val: Float[Array, "*groups n_env n_val n_time *state"] | None = None,
     params: PyTree | None = None,
@@ -487,7 +489,7 @@ def fit_leads(
     """
     if n_steps < 0:
         raise ValueError(f"n_steps must be >= 0, got {n_steps}")
-    step, state = make_trainer(model, keys, train, params=params, frozen_f=frozen_f, lr=lr,
+    step, state = make_trainer(model, train, keys=keys, params=params, frozen_f=frozen_f, lr=lr,
                                ss_k=ss_k, ss_every=ss_every, groups=groups, state=state)
     train = jnp.asarray(train)
     if val is not None and (jnp.ndim(val) != train.ndim or jnp.shape(val)[int(groups)] != model.n_env):

@@ -88,7 +88,7 @@ def train_variant(
     """
     n_env = int(jnp.shape(train)[int(groups)])
     model = leads.make_model(variant, net, n_env, dt, **model_kwargs)
-    res = leads.fit_leads(model, keys, train, val=val, n_steps=n_steps, groups=groups,
+    res = leads.fit_leads(model, train, keys=keys, val=val, n_steps=n_steps, groups=groups,
                           chunk_size=chunk_size, lr=lr)
     return model, res
 
@@ -126,18 +126,18 @@ def gbml_finetune(
     if groups:
         tile = jax.vmap(tile)
     params = jax.vmap(tile)(pretrained_params)
-    res = leads.fit_leads(model, keys, train, val=val, params=params, n_steps=n_steps,
+    res = leads.fit_leads(model, train, keys=keys, val=val, params=params, n_steps=n_steps,
                           groups=groups, chunk_size=chunk_size, lr=lr)
     return model, res
 
 
 def adaptation_curve(
     model: leads.LeadsModel,
-    keys: PRNGKeyArray,
     train: Array,
     test: Array,
     eval_steps: Sequence[int],
     *,
+    keys: PRNGKeyArray,
     frozen_f: PyTree | None = None,
     lr: float = 1e-3,
 ) -> tuple[np.ndarray, TrainState]:
@@ -162,7 +162,7 @@ def adaptation_curve(
     steps = [int(s) for s in eval_steps]
     if not steps or any(b <= a for a, b in zip(steps, steps[1:])) or steps[0] < 1:
         raise ValueError(f"eval_steps must be increasing positive ints, got {eval_steps!r}")
-    step, state = leads.make_trainer(model, keys, train, frozen_f=frozen_f, lr=lr)
+    step, state = leads.make_trainer(model, train, keys=keys, frozen_f=frozen_f, lr=lr)
     # One compiled chunk of `chunk` steps, reused: every eval step is a multiple of it.
     chunk = int(np.gcd.reduce(np.asarray(steps)))
 
@@ -250,11 +250,11 @@ def adaptation_rows(
     """
     n_env = int(jnp.shape(train)[0])
     g_model = leads.make_model("leads", net, n_env, dt, **model_kwargs)
-    g0 = jax.vmap(lambda k: leads.zero_like_g(leads.init_params(g_model, k, train[0, 0, 0]))["g"])(keys)
+    g0 = jax.vmap(lambda k: leads.zero_like_g(leads.init_params(g_model, train[0, 0, 0], key=k))["g"])(keys)
     f_only = evaluate(g_model, {"f": f_params, "g": g0}, test).mean(-1)
-    frozen, _ = adaptation_curve(g_model, keys, train, test, eval_steps, frozen_f=f_params, lr=lr)
+    frozen, _ = adaptation_curve(g_model, train, test, eval_steps, keys=keys, frozen_f=f_params, lr=lr)
     scratch_model = leads.make_model("one_per_env", net, n_env, dt, **model_kwargs)
-    scratch, _ = adaptation_curve(scratch_model, keys, train, test, eval_steps, lr=lr)
+    scratch, _ = adaptation_curve(scratch_model, train, test, eval_steps, keys=keys, lr=lr)
     return {"f_only": np.repeat(f_only[:, None], len(eval_steps), axis=1), "from_scratch": scratch, "frozen_f": frozen}
 
 

@@ -62,7 +62,7 @@ def _check_n_iter(n_iter) -> int:
 
 
 def init_u(
-    key: PRNGKeyArray, w: Inexact[Array, "..."], out_axis: int = -1
+    w: Inexact[Array, "..."], out_axis: int = -1, *, key: PRNGKeyArray
 ) -> Inexact[Array, " out"]:
     """A random unit vector ``[out]`` (complex for a complex ``w``) to start the iteration."""
     n = as_matrix(w, out_axis).shape[1]
@@ -129,7 +129,7 @@ def _power_iteration(m, u, n_iter, eps):
 
 
 def init_spectral_state(
-    key: PRNGKeyArray, weights: PyTree[Inexact[Array, "..."]], out_axis: int = -1
+    weights: PyTree[Inexact[Array, "..."]], out_axis: int = -1, *, key: PRNGKeyArray
 ) -> PyTree[Inexact[Array, " out"]]:
     """One random unit ``u`` per leaf of ``weights`` (a pytree holding only weight arrays).
 
@@ -139,7 +139,7 @@ def init_spectral_state(
     leaves, treedef = jax.tree_util.tree_flatten(weights)
     keys = jax.random.split(key, max(len(leaves), 1))
     return jax.tree_util.tree_unflatten(
-        treedef, [init_u(k, w, out_axis) for k, w in zip(keys, leaves)]
+        treedef, [init_u(w, out_axis, key=k) for k, w in zip(keys, leaves)]
     )
 
 
@@ -191,7 +191,7 @@ class SpectralNorm(nn.Module):
     def __call__(self, w: Inexact[Array, "..."]) -> Float[Array, ""]:
         """Returns the scalar estimate of the largest singular value of ``w``."""
         u = self.variable(
-            self.collection, "u", lambda: init_u(self.make_rng("params"), w, self.out_axis)
+            self.collection, "u", lambda: init_u(w, self.out_axis, key=self.make_rng("params"))
         )
         sigma, u_new = spectral_norm(
             w, u.value, self.n_iter, out_axis=self.out_axis, eps=self.eps

@@ -17,7 +17,7 @@ from jaxtyping import Array, PyTree
 Sampler = Callable[[Array, Array], PyTree]
 
 
-def sample_minibatch(data: PyTree, key: Array, batch_size: int) -> PyTree:
+def sample_minibatch(data: PyTree, batch_size: int, *, key: Array) -> PyTree:
     """Draws ``batch_size`` examples (without replacement) along the leading axis of ``data``."""
     n = jax.tree_util.tree_leaves(data)[0].shape[0]
     idx = jax.random.choice(key, n, (batch_size,), replace=False)
@@ -54,4 +54,4 @@ def make_sampler(data: PyTree | Sampler, batch_size: int | None = None) -> Sampl
         return lambda key, step: data
     if not 1 <= batch_size <= n_data:
         raise ValueError(f"batch_size must be in [1, {n_data}], got {batch_size}")
-    return lambda key, step: sample_minibatch(data, key, batch_size)
+    return lambda key, step: sample_minibatch(data, batch_size, key=key)

@@ -35,8 +35,8 @@ class TrainState:
 def init_state(
     params: PyTree,
     optimizer: optax.GradientTransformation,
-    key: Array,
     *,
+    key: Array,
     model_state: PyTree | None = None,
     uzawa: Uzawa | None = None,
 ) -> TrainState:

@@ -83,7 +83,7 @@ def python_loop(step, state, sample, n_steps):
 
 def test_full_batch_converges_to_lstsq(rng):
     opt = optax.sgd(0.1)
-    state = init_state(jnp.zeros(3), opt, rng)
+    state = init_state(jnp.zeros(3), opt, key=rng)
     res = fit(make_step(mse_loss, opt), state, DATA, n_steps=200, chunk_size=100, progress=False)
     assert isinstance(res, FitResult)
     np.testing.assert_allclose(res.state.params, lstsq_solution(), atol=1e-5)
@@ -98,7 +98,7 @@ def test_full_batch_converges_to_lstsq(rng):
 
 def test_minibatch_converges_to_lstsq(rng):
     opt = optax.sgd(optax.exponential_decay(0.1, 100, 0.5))
-    state = init_state(jnp.zeros(3), opt, rng)
+    state = init_state(jnp.zeros(3), opt, key=rng)
     res = fit(
         make_step(mse_loss, opt), state, DATA, n_steps=1000, chunk_size=500, batch_size=16,
         progress=False,
@@ -119,7 +119,7 @@ def test_minibatch_converges_to_lstsq(rng):
 def test_step_is_pure_and_jit_invariant(rng):
     opt = optax.adam(1e-2)
     step = make_step(noisy_mse_loss, opt)
-    state = init_state(jnp.ones(3), opt, rng)
+    state = init_state(jnp.ones(3), opt, key=rng)
     s1, m1 = step(state, DATA)
     s2, m2 = step(state, DATA)
     assert_trees_equal((s1, m1), (s2, m2))
@@ -136,10 +136,10 @@ def test_step_is_pure_and_jit_invariant(rng):
 def test_fit_equals_python_loop(rng, kind):
     opt = optax.adam(5e-2)
     step = make_step(noisy_mse_loss, opt)
-    state = init_state(jnp.zeros(3), opt, rng)
+    state = init_state(jnp.zeros(3), opt, key=rng)
     if kind == "minibatch":
         data, kwargs = DATA, {"batch_size": 8}
-        sample = lambda key, step: sample_minibatch(DATA, key, 8)  # noqa: E731
+        sample = lambda key, step: sample_minibatch(DATA, 8, key=key)  # noqa: E731
     else:
 
         def sample(key, step):  # step-dependent: a noise level that decays with the step
@@ -158,7 +158,7 @@ def test_fit_equals_python_loop(rng, kind):
 
 def test_zero_steps_returns_initial_state(rng):
     opt = optax.sgd(0.1)
-    state = init_state(jnp.zeros(3), opt, rng)
+    state = init_state(jnp.zeros(3), opt, key=rng)
     res = fit(make_step(mse_loss, opt), state, DATA, n_steps=0, progress=False)
     assert_trees_equal(res.state, state)
     assert res.history == {}
@@ -167,7 +167,7 @@ def test_zero_steps_returns_initial_state(rng):
 
 def test_progress_bar_run(rng):
     opt = optax.sgd(0.1)
-    state = init_state(jnp.zeros(3), opt, rng)
+    state = init_state(jnp.zeros(3), opt, key=rng)
     res = fit(make_step(mse_loss, opt), state, DATA, n_steps=4, chunk_size=2, progress=True)
     assert int(res.state.step) == 4 and res.history["loss"].shape == (4,)
 
@@ -181,7 +181,7 @@ def test_seeds_equal_separate_runs(rng):
     step = make_step(noisy_mse_loss, opt)
 
     def init(key):
-        return init_state(jax.random.normal(key, (3,)), opt, key)
+        return init_state(jax.random.normal(key, (3,)), opt, key=key)
 
     keys = jax.random.split(rng, 2)
     states = jax.vmap(init)(keys)
@@ -216,7 +216,7 @@ def test_uzawa_multiplier_schedule(rng, weight):
     opt = optax.sgd(lr)
     step = make_step(uzawa_loss, opt, uzawa=uz)
     p0 = jnp.array([0.3, -0.2, 0.1])
-    state = init_state(p0, opt, rng, uzawa=uz)
+    state = init_state(p0, opt, key=rng, uzawa=uz)
     np.testing.assert_allclose(state.multiplier, lam0)
 
     n = 10
@@ -249,7 +249,7 @@ def test_uzawa_multiplier_schedule(rng, weight):
 def test_uzawa_tau_zero_keeps_multiplier(rng):
     uz = Uzawa(lambda0=2.0, tau=0.0)
     opt = optax.sgd(0.01)
-    state = init_state(jnp.zeros(3), opt, rng, uzawa=uz)
+    state = init_state(jnp.zeros(3), opt, key=rng, uzawa=uz)
     s, m = jax.jit(make_step(uzawa_loss, opt, uzawa=uz))(state, DATA)
     np.testing.assert_allclose(s.multiplier, 2.0)
     assert set(m) == {"loss", "objective", "constraint", "multiplier"}
@@ -291,7 +291,7 @@ def stateful_loss(params, model_state, batch, key):
 def test_stateful_loss_updates_model_state(rng):
     opt = optax.sgd(0.1)
     ms = {"count": jnp.zeros((), jnp.int32), "v": jnp.ones(3) / jnp.sqrt(3.0)}
-    state = init_state(jnp.zeros(3), opt, rng, model_state=ms)
+    state = init_state(jnp.zeros(3), opt, key=rng, model_state=ms)
     step = make_step(stateful_loss, opt, stateful=True)
     res = fit(step, state, DATA, n_steps=100, chunk_size=50, progress=False)
     assert int(res.state.model_state["count"]) == 100
@@ -329,7 +329,7 @@ def _trajectory(step, state, n):
 def test_early_stopping_keeps_best_params(rng):
     opt = optax.sgd(0.05)
     step = make_step(scalar_loss, opt)
-    state = init_state({"w": jnp.zeros(())}, opt, rng)
+    state = init_state({"w": jnp.zeros(())}, opt, key=rng)
     data = lambda key, step: None  # noqa: E731
     res = fit(step, state, data, n_steps=100, chunk_size=2, validate=val_loss, patience=3,
               progress=False)
@@ -356,7 +356,7 @@ def test_early_stopping_per_seed_best_params(rng):
     step = make_step(scalar_loss, opt)
     w0 = jnp.array([-1.0, 0.0, 0.5])
     keys = jax.random.split(rng, 3)
-    states = jax.vmap(lambda w, k: init_state({"w": w}, opt, k))(w0, keys)
+    states = jax.vmap(lambda w, k: init_state({"w": w}, opt, key=k))(w0, keys)
     res = fit(step, states, lambda key, step: None, n_steps=80, chunk_size=1, validate=val_loss,
               patience=4, seeds=True, progress=False)
     vl = res.history["val_loss"]
@@ -376,7 +376,7 @@ def test_early_stopping_per_seed_best_params(rng):
 
 def test_validate_without_patience_runs_to_the_end(rng):
     opt = optax.sgd(0.05)
-    state = init_state({"w": jnp.zeros(())}, opt, rng)
+    state = init_state({"w": jnp.zeros(())}, opt, key=rng)
     res = fit(make_step(scalar_loss, opt), state, lambda k, s: None, n_steps=40, chunk_size=10,
               validate=val_loss, progress=False)
     assert not res.stopped_early and int(res.state.step) == 40
@@ -387,7 +387,7 @@ def test_validate_without_patience_runs_to_the_end(rng):
 @pytest.mark.parametrize("patience", [1, 0, -1])
 def test_patience_validation(rng, patience):
     opt = optax.sgd(0.1)
-    state = init_state(jnp.zeros(3), opt, rng)
+    state = init_state(jnp.zeros(3), opt, key=rng)
     with pytest.raises(ValueError, match="patience"):
         kw = {} if patience == 1 else {"validate": lambda p: jnp.sum(p)}
         fit(make_step(mse_loss, opt), state, DATA, n_steps=2, patience=patience, progress=False, **kw)
@@ -442,9 +442,9 @@ def test_fit_with_mismatched_checkpoint_raises(tmp_path, rng):
     opt = optax.sgd(0.1)
     step = make_step(mse_loss, opt)
     path = tmp_path / "run.npz"
-    fit(step, init_state(jnp.zeros(3), opt, rng), DATA, n_steps=2, chunk_size=2,
+    fit(step, init_state(jnp.zeros(3), opt, key=rng), DATA, n_steps=2, chunk_size=2,
         checkpoint=path, progress=False)
-    other = init_state({"w": jnp.zeros(3)}, optax.adam(0.1), rng)
+    other = init_state({"w": jnp.zeros(3)}, optax.adam(0.1), key=rng)
     with pytest.raises(ValueError):
         fit(make_step(lambda p, b, k: mse_loss(p["w"], b, k), optax.adam(0.1)), other, DATA,
             n_steps=4, chunk_size=2, checkpoint=path, progress=False)
@@ -457,7 +457,7 @@ class _Crash(Exception):
 def test_checkpoint_resume_is_exact(tmp_path, rng, monkeypatch):
     opt = optax.adam(5e-2)
     step = make_step(noisy_mse_loss, opt)
-    state = init_state(jnp.zeros(3), opt, rng)
+    state = init_state(jnp.zeros(3), opt, key=rng)
     validate = lambda p: jnp.mean((X @ p - Y) ** 2) + jnp.sum(p**2)  # noqa: E731
     kw = dict(chunk_size=3, batch_size=8, validate=validate, progress=False)
     full = fit(step, state, DATA, n_steps=9, **kw)
@@ -500,7 +500,7 @@ def test_checkpoint_resume_is_exact(tmp_path, rng, monkeypatch):
 def test_checkpoint_resume_with_seeds(tmp_path, rng):
     opt = optax.sgd(0.05)
     step = make_step(noisy_mse_loss, opt)
-    states = jax.vmap(lambda k: init_state(jnp.zeros(3), opt, k))(jax.random.split(rng, 2))
+    states = jax.vmap(lambda k: init_state(jnp.zeros(3), opt, key=k))(jax.random.split(rng, 2))
     kw = dict(chunk_size=2, seeds=True, progress=False)
     full = fit(step, states, DATA, n_steps=4, **kw)
     path = tmp_path / "seeds.npz"
@@ -531,7 +531,7 @@ def test_checkpoint_resume_with_seeds(tmp_path, rng):
 )
 def test_bad_inputs(rng, data, kwargs, match):
     opt = optax.sgd(0.1)
-    state = init_state(jnp.zeros(3), opt, rng)
+    state = init_state(jnp.zeros(3), opt, key=rng)
     kwargs = {"n_steps": 2, **kwargs}
     with pytest.raises(ValueError, match=match):
         fit(make_step(mse_loss, opt), state, data, progress=False, **kwargs)
@@ -540,25 +540,25 @@ def test_bad_inputs(rng, data, kwargs, match):
 def test_sample_minibatch_without_replacement(rng):
     idx = jnp.arange(20)
     data = {"i": idx, "x": jnp.stack([idx, -idx], axis=1)}
-    sample = jax.jit(sample_minibatch, static_argnums=2)
-    b = sample(data, rng, 20)
+    sample = jax.jit(sample_minibatch, static_argnums=1)
+    b = sample(data, 20, key=rng)
     assert sorted(np.asarray(b["i"]).tolist()) == list(range(20))
-    b = sample(data, jax.random.fold_in(rng, 1), 7)
+    b = sample(data, 7, key=jax.random.fold_in(rng, 1))
     assert b["x"].shape == (7, 2)
     assert len(set(np.asarray(b["i"]).tolist())) == 7
     np.testing.assert_array_equal(b["x"][:, 0], b["i"])  # rows stay aligned across leaves
-    b2 = sample(data, jax.random.fold_in(rng, 2), 7)
+    b2 = sample(data, 7, key=jax.random.fold_in(rng, 2))
     assert not np.array_equal(b["i"], b2["i"])
 
 
 def test_init_state_defaults(rng):
     opt = optax.adam(1e-3)
-    s = init_state({"a": jnp.ones(2)}, opt, rng)
+    s = init_state({"a": jnp.ones(2)}, opt, key=rng)
     assert isinstance(s, TrainState)
     assert s.step.dtype == jnp.int32 and int(s.step) == 0
     assert s.model_state == {}
     assert float(s.multiplier) == 0.0
-    s = init_state({"a": jnp.ones(2)}, opt, rng, uzawa=Uzawa(lambda0=2.5, tau=0.1))
+    s = init_state({"a": jnp.ones(2)}, opt, key=rng, uzawa=Uzawa(lambda0=2.5, tau=0.1))
     assert s.multiplier.dtype == jnp.float32 and float(s.multiplier) == 2.5
 
 
@@ -570,10 +570,10 @@ def test_fit_keeps_one_best_per_model_and_resumes(tmp_path, rng):
     start = jnp.stack([jnp.zeros(3), 5 * jnp.ones(3), -5 * jnp.ones(3)])
     validate = jax.vmap(lambda q: mse_loss(q, DATA, None)[0])
     kw = dict(chunk_size=2, validate=validate, progress=False)
-    full = fit(step, init_state(start, opt, rng), DATA, n_steps=6, **kw)
+    full = fit(step, init_state(start, opt, key=rng), DATA, n_steps=6, **kw)
     path = tmp_path / "run.npz"
-    fit(step, init_state(start, opt, rng), DATA, n_steps=4, checkpoint=path, **kw)
-    resumed = fit(step, init_state(start, opt, rng), DATA, n_steps=6, checkpoint=path, **kw)
+    fit(step, init_state(start, opt, key=rng), DATA, n_steps=4, checkpoint=path, **kw)
+    resumed = fit(step, init_state(start, opt, key=rng), DATA, n_steps=6, checkpoint=path, **kw)
     hist = np.asarray(full.history["val_loss"])  # [n_evals, G]
     assert full.best_val.shape == (3,) and hist.shape == (3, 3)
     np.testing.assert_allclose(full.best_val, hist.min(axis=0))
@@ -590,13 +590,13 @@ def test_resume_with_another_fingerprint_or_model_is_refused(tmp_path, rng):
     step = make_step(lambda p, b, k: mse_loss(p["w"], b, k), opt)
     path = tmp_path / "run.npz"
     kw = dict(n_steps=2, chunk_size=2, checkpoint=path, progress=False)
-    fit(step, init_state({"w": jnp.zeros(3)}, opt, rng), DATA, fingerprint="config-a", **kw)
+    fit(step, init_state({"w": jnp.zeros(3)}, opt, key=rng), DATA, fingerprint="config-a", **kw)
     with pytest.raises(ValueError, match="written by a different model or configuration"):
-        fit(step, init_state({"w": jnp.zeros(3)}, opt, rng), DATA, fingerprint="config-b", **kw)
+        fit(step, init_state({"w": jnp.zeros(3)}, opt, key=rng), DATA, fingerprint="config-b", **kw)
     # same shapes, another model (parameter names differ): the structure hash tells them apart
     other = make_step(lambda p, b, k: mse_loss(p["v"], b, k), opt)
     with pytest.raises(ValueError, match="does not match the state"):
-        fit(other, init_state({"v": jnp.zeros(3)}, opt, rng), DATA, fingerprint="config-a", **kw)
+        fit(other, init_state({"v": jnp.zeros(3)}, opt, key=rng), DATA, fingerprint="config-a", **kw)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
@@ -616,7 +616,7 @@ def test_metrics_csv_rows_per_chunk_and_exact_after_resume(tmp_path, rng):
     step = make_step(noisy_mse_loss, opt)
     validate = lambda p: jnp.mean((X @ p - Y) ** 2)  # noqa: E731
     kw = dict(chunk_size=3, batch_size=8, validate=validate, progress=False)
-    full = fit(step, init_state(jnp.zeros(3), opt, rng), DATA, n_steps=8, metrics_csv=tmp_path / "a.csv", **kw)
+    full = fit(step, init_state(jnp.zeros(3), opt, key=rng), DATA, n_steps=8, metrics_csv=tmp_path / "a.csv", **kw)
     rows = list(csv.DictReader((tmp_path / "a.csv").open()))
     assert [int(r["step"]) for r in rows] == [3, 6, 8]
     np.testing.assert_allclose([float(r["loss"]) for r in rows],
@@ -624,10 +624,10 @@ def test_metrics_csv_rows_per_chunk_and_exact_after_resume(tmp_path, rng):
     np.testing.assert_allclose([float(r["val_loss"]) for r in rows], full.history["val_loss"], rtol=1e-6)
     # interrupted after 6 steps, resumed to 8: the same file, no lost or repeated row
     path, log = tmp_path / "run.npz", tmp_path / "b.csv"
-    fit(step, init_state(jnp.zeros(3), opt, rng), DATA, n_steps=6, checkpoint=path, metrics_csv=log, **kw)
+    fit(step, init_state(jnp.zeros(3), opt, key=rng), DATA, n_steps=6, checkpoint=path, metrics_csv=log, **kw)
     with log.open("a") as f:
         f.write("9,9,9,9\n")  # a row the checkpoint does not know of (written after it)
-    fit(step, init_state(jnp.zeros(3), opt, rng), DATA, n_steps=8, checkpoint=path, metrics_csv=log, **kw)
+    fit(step, init_state(jnp.zeros(3), opt, key=rng), DATA, n_steps=8, checkpoint=path, metrics_csv=log, **kw)
     assert log.read_text() == (tmp_path / "a.csv").read_text()
 
 
@@ -637,7 +637,7 @@ def test_curriculum_stages_carry_the_best(rng):
     opt = optax.sgd(0.05)
     step = make_step(mse_loss, opt)
     validate = lambda p: jnp.mean((X @ p - Y) ** 2)  # noqa: E731
-    first = fit(step, init_state(jnp.zeros(3), opt, rng), (X[:16], Y[:16]), n_steps=20, chunk_size=5,
+    first = fit(step, init_state(jnp.zeros(3), opt, key=rng), (X[:16], Y[:16]), n_steps=20, chunk_size=5,
                 validate=validate, progress=False)
     bad = optax.sgd(5.0)  # stage 2 diverges: its validations are worse than stage 1's best
     state2 = first.state.replace(opt_state=bad.init(first.state.params))
@@ -647,14 +647,14 @@ def test_curriculum_stages_carry_the_best(rng):
     assert second.best_step <= 20 and float(second.best_val) == float(first.best_val)
     np.testing.assert_array_equal(second.best_params, first.best_params)
     with pytest.raises(ValueError, match="best tracks validations of shape"):
-        states = jax.vmap(lambda k: init_state(jnp.zeros(3), opt, k))(jax.random.split(rng, 2))
+        states = jax.vmap(lambda k: init_state(jnp.zeros(3), opt, key=k))(jax.random.split(rng, 2))
         fit(step, states, DATA, n_steps=1, validate=validate, seeds=True, best=first.best, progress=False)
 
 
 def test_nan_validation_is_never_the_best_and_is_reported(rng):
     opt = optax.sgd(0.05)
     w0 = jnp.array([0.0, 1.0])
-    states = jax.vmap(lambda w, k: init_state({"w": w}, opt, k))(w0, jax.random.split(rng, 2))
+    states = jax.vmap(lambda w, k: init_state({"w": w}, opt, key=k))(w0, jax.random.split(rng, 2))
     validate = lambda p: jnp.where(p["w"] > 0.5, jnp.nan, val_loss(p))  # noqa: E731  seed 1: always NaN
     with pytest.warns(RuntimeWarning, match="never finite for 1 of 2"):
         res = fit(make_step(scalar_loss, opt), states, lambda k, s: None, n_steps=6, chunk_size=2,
@@ -670,7 +670,7 @@ def test_nan_validation_is_never_the_best_and_is_reported(rng):
 def test_scan_fit_takes_the_steps_of_fit():
     opt = optax.sgd(0.05)
     step = make_step(noisy_mse_loss, opt)
-    state = init_state(jnp.zeros(3), opt, jax.random.key(3))
+    state = init_state(jnp.zeros(3), opt, key=jax.random.key(3))
     ref = fit(step, state, DATA, n_steps=40, chunk_size=10, batch_size=16, progress=False)
     evaluate = lambda p: {"err": jnp.sum((p - W_TRUE) ** 2)}  # noqa: E731
     st, evals = jax.jit(lambda s: train.scan_fit(step, s, DATA, n_steps=40, batch_size=16,
@@ -686,7 +686,7 @@ def test_scan_fit_vmaps_over_runs_with_their_own_data():
     halves = jax.tree_util.tree_map(lambda a: jnp.stack([a[:32], a[32:]]), DATA)
 
     def one(data):
-        return train.scan_fit(step, init_state(jnp.zeros(3), opt, jax.random.key(0)), data,
+        return train.scan_fit(step, init_state(jnp.zeros(3), opt, key=jax.random.key(0)), data,
                               n_steps=300)[0].params
 
     got = jax.jit(jax.vmap(one))(halves)
@@ -703,5 +703,5 @@ def test_scan_fit_vmaps_over_runs_with_their_own_data():
 def test_scan_fit_refuses_bad_schedules(kwargs, match):
     opt = optax.sgd(0.1)
     with pytest.raises(ValueError, match=match):
-        train.scan_fit(make_step(mse_loss, opt), init_state(jnp.zeros(3), opt, jax.random.key(0)),
+        train.scan_fit(make_step(mse_loss, opt), init_state(jnp.zeros(3), opt, key=jax.random.key(0)),
                        DATA, **kwargs)

@@ -87,7 +87,7 @@ def test_fit_loop_mode_matches_scan(seeds, monkeypatch):
 
     opt = optax.adam(1e-2)
     step = make_step(loss, opt)
-    init = lambda k: init_state(jnp.zeros((1, 1, 3, 3)), opt, k)  # noqa: E731
+    init = lambda k: init_state(jnp.zeros((1, 1, 3, 3)), opt, key=k)  # noqa: E731
     state = jax.vmap(init)(jax.random.split(jax.random.key(3), 2)) if seeds else init(jax.random.key(3))
     kw = dict(n_steps=7, chunk_size=3, batch_size=8, seeds=seeds, progress=False)
     auto = fit(step, state, (x, y), unroll="auto", **kw)

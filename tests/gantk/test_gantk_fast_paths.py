@@ -140,7 +140,7 @@ def test_flow_step_with_kernel_fn_callable_matches_named_kernel():
         flows.FlowConfig("ipm", user_kernel_fn, width=64)
     bad = flows.FlowConfig("ipm", lambda x1, x2, get: jnp.sum(x1), eta=1.0)
     with pytest.raises(ValueError, match=r"must return a \[20, 36\] array"):
-        flows.make_step(bad, y)(flows.init_state(bad, x, jax.random.key(0)))
+        flows.make_step(bad, y)(flows.init_state(bad, x, key=jax.random.key(0)))
 
 
 _WORKER = textwrap.dedent("""

@@ -19,7 +19,7 @@ def test_ipm_step_is_gradient_descent_on_half_mmd_and_flow_decreases_mmd():
     @jax.jit
     def check(x):
         step = flows.make_step(cfg, y)
-        x1 = step(flows.init_state(cfg, x, jax.random.key(0))).x
+        x1 = step(flows.init_state(cfg, x, key=jax.random.key(0))).x
         ref = x - cfg.eta * jax.grad(lambda z: 0.5 * cfg.tau * flows.ntk_mmd2("relu", z, y))(x)
         return x1, ref
 

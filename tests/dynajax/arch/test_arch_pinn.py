@@ -29,8 +29,8 @@ def _g(x):
 def test_laplacian_and_residual_of_exact_and_wrong_solutions():
     with jax.enable_x64(True):
         d = 5
-        pts = arch.sample_ball(jax.random.key(0), 64, d, jnp.float64)
-        bnd = arch.sample_sphere(jax.random.key(1), 32, d, jnp.float64)
+        pts = arch.sample_ball(64, d, jnp.float64, key=jax.random.key(0))
+        bnd = arch.sample_sphere(32, d, jnp.float64, key=jax.random.key(1))
         residual = lambda u, x: -arch.laplacian(u, x) - _g(x)
         wrong = lambda x: _u_exact(x) + 0.01 * x[0] ** 2
 
@@ -53,8 +53,8 @@ def test_laplacian_and_residual_of_exact_and_wrong_solutions():
 def test_deep_ritz_energy_is_minimal_at_the_solution():
     with jax.enable_x64(True):
         d = 2
-        pts = arch.sample_ball(jax.random.key(2), 20000, d, jnp.float64)
-        bnd = arch.sample_sphere(jax.random.key(3), 2000, d, jnp.float64)
+        pts = arch.sample_ball(20000, d, jnp.float64, key=jax.random.key(2))
+        bnd = arch.sample_sphere(2000, d, jnp.float64, key=jax.random.key(3))
 
         @jax.jit
         def energy(a, b, c):  # E(u* + a phi_1 + b phi_2 + c), phi_i = 0 on the sphere

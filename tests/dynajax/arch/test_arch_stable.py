@@ -43,7 +43,7 @@ def test_leapfrog_is_symplectic_and_time_reversible():
         Om = np.block([[np.zeros((d, d)), np.eye(d)], [-np.eye(d), np.zeros((d, d))]])
         np.testing.assert_allclose(J.T @ Om @ J, Om, atol=1e-12)
         # many layers forward, then the inverse steps backward: back to the start to round-off
-        params = stable.init_layers(jax.random.key(0), "hamiltonian", 50, d, scale=2.0, dtype=jnp.float64)
+        params = stable.init_layers("hamiltonian", 50, d, key=jax.random.key(0), scale=2.0, dtype=jnp.float64)
         yL, zL = stable.hamiltonian_forward(params, y, z, h)
         back = jax.lax.scan(lambda c, q: (stable.leapfrog_inverse(q, *c, h), None), (yL, zL), params, reverse=True)[0]
         np.testing.assert_allclose(back[0], y, atol=1e-11)
@@ -57,7 +57,7 @@ def test_leapfrog_is_symplectic_and_time_reversible():
 
 def test_reversible_backward_equals_autodiff():
     with jax.enable_x64(True):
-        params = stable.init_layers(jax.random.key(1), "hamiltonian", 12, 4, scale=1.5, dtype=jnp.float64)
+        params = stable.init_layers("hamiltonian", 12, 4, key=jax.random.key(1), scale=1.5, dtype=jnp.float64)
         y, z = _normal((5, 4), 3), _normal((5, 4), 4)
         w = _normal((5, 4), 5)
 
@@ -94,7 +94,7 @@ def test_parabolic_block_is_nonexpansive_and_hyperbolic_block_reversible():
 def test_growth_ratio_of_a_linear_map_is_its_gain():
     with jax.enable_x64(True):
         y = _normal((10, 3), 14)
-        r = stable.growth_ratio(lambda v: 3.0 * v, y, jax.random.key(0))
+        r = stable.growth_ratio(lambda v: 3.0 * v, y, key=jax.random.key(0))
         np.testing.assert_allclose(r, 3.0, rtol=1e-8)
 
 
@@ -104,4 +104,4 @@ def test_invalid_arguments_raise():
     with pytest.raises(ValueError):
         stable.StableClassifier("resnet", dim_in=2, reversible=True)
     with pytest.raises(ValueError):
-        stable.init_layers(jax.random.key(0), "hamiltonian", 0, 3)
+        stable.init_layers("hamiltonian", 0, 3, key=jax.random.key(0))

@@ -139,7 +139,7 @@ def test_uzawa_multiplier_grows_while_the_constraint_is_violated(rng):
     data = aph.Aphynity(pendulum.FAMILIES["complete"], None).rollout(
         {"physical": {"omega0_sq": jnp.float32(1.1), "alpha": jnp.float32(0.2)}, "network": {}}, y0, ts)
     cfg = aph.TrainConfig(method="aphynity", n_steps=10, n_iter=5, tau2=3.0, lambda0=1.0, chunk_size=10)
-    res = aph.train(model, data, None, ts, cfg, jax.random.split(rng, 2))
+    res = aph.train(model, data, None, ts, cfg, keys=jax.random.split(rng, 2))
     lam, con = res.history["multiplier"], res.history["constraint"]  # [steps, seeds]
     assert lam.shape == (10, 2)
     assert np.all(con > 0)
@@ -172,7 +172,7 @@ def test_aphynity_converges_to_the_min_norm_decomposition_on_the_linearised_pend
     model = aph.Aphynity(prior, MLP((2,), use_bias=False), physics_init={"a": 1.0})
     cfg = aph.TrainConfig(method="aphynity", penalty="l2", n_steps=1000, lr=3e-2, tau2=100.0, n_iter=1,
                           chunk_size=1000)
-    res = aph.train(model, data, None, t, cfg, jax.random.split(rng, 2))
+    res = aph.train(model, data, None, t, cfg, keys=jax.random.split(rng, 2))
     np.testing.assert_allclose(res.state.params["physical"]["a"], a_star, atol=0.08)
     # far from the physics-only answer (the oscillation frequency, a ~ 1) and from 2
     assert a_star < 0.0
@@ -189,7 +189,7 @@ def test_geomean_validation_criterion_scores_the_kept_parameters(rng):
     data = full.rollout(truth, _pendulum_y0(rng, 4), ts)
     val = full.rollout(truth, 2.0 * _pendulum_y0(jax.random.fold_in(rng, 1), 3), ts)  # spread errors
     cfg = aph.TrainConfig(n_steps=6, chunk_size=2, lr=3e-2, val_metric="geomean_mse")
-    res = aph.train(model, data, val, ts, cfg, jax.random.split(rng, 2))
+    res = aph.train(model, data, val, ts, cfg, keys=jax.random.split(rng, 2))
     for s in range(2):
         p = jax.tree_util.tree_map(lambda x, s=s: x[s], res.best_params)
         per = np.asarray(aph.evaluate_mse(model, p, val, ts, per_trajectory=True), np.float64)
@@ -262,10 +262,10 @@ def test_train_grid_picks_the_rate_that_fits_and_matches_a_separate_run(rng):
     model = param_only(decay, physics_init={"k": 0.0})
     cfg = aph.TrainConfig(method="vanilla", n_steps=20, chunk_size=10)
     keys = jax.random.split(rng, 2)
-    res = aph.train_grid(model, states[:2], states[2:], ts, cfg, keys, [(1e-4, None), (0.1, None)])
+    res = aph.train_grid(model, states[:2], states[2:], ts, cfg, [(1e-4, None), (0.1, None)], keys=keys)
     assert res.index == 1 and res.point == (0.1, None) and res.mean_log_val[1] < res.mean_log_val[0]
     assert res.best_val.shape == (2,) and res.params["physical"]["k"].shape == (2,)
-    alone = aph.train(model, states[:2], states[2:], ts, dataclasses.replace(cfg, lr=0.1), keys)
+    alone = aph.train(model, states[:2], states[2:], ts, dataclasses.replace(cfg, lr=0.1), keys=keys)
     np.testing.assert_allclose(res.best_val, alone.best_val, rtol=1e-6)
     with pytest.raises(ValueError, match="every grid point or for none"):
-        aph.train_grid(model, states[:2], states[2:], ts, cfg, keys, [(1e-3, None), (1e-3, 1e-2)])
+        aph.train_grid(model, states[:2], states[2:], ts, cfg, [(1e-3, None), (1e-3, 1e-2)], keys=keys)

@@ -32,7 +32,7 @@ def test_field_is_j_grad_h_by_finite_differences(rng):
         np.testing.assert_allclose(f[jnp.array([0, 2])], want, rtol=1e-12)
         # a Hamiltonian network: autodiff field equals finite differences of its scalar H
         net = ham.HamiltonianNet((16, 16))
-        field, init = ham.neural_hamiltonian(net, 2, rng)
+        field, init = ham.neural_hamiltonian(net, 2, key=rng)
         init = jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float64), init)
         H = lambda q, p, th: net.apply(th["H"], q, p)
         np.testing.assert_allclose(jax.jit(field)(0.0, y, init), _central_diff_field(H, y, init, eps=1e-5),

@@ -37,7 +37,7 @@ def test_identity_observation_recovers_a_linear_field(rng):
                            n_context=1, interval=dt, substeps=2, method="rk4")
     params = model.init(k2, obs[0, :1])
     opt = optax.adam(0.05)
-    state = train.init_state(params, opt, k2)
+    state = train.init_state(params, opt, key=k2)
     step = jax.jit(hd.make_train_step(model, opt))
     batch = {"obs": obs, "x0": x0}
     for _ in range(150):

@@ -59,7 +59,7 @@ def test_fit_keeps_the_best_validation_across_curriculum_stages(rng):
     train_w, val_w = _linear_windows(k1, 32, 4, A), _linear_windows(k2, 8, 4, A)
     model = hd.HiddenModel(PixelLinear(), hd.ChannelProjection([0], 2), setting="canonical", n_context=1,
                            interval=0.2, substeps=2)
-    res = hd.fit(model, k3, train_w, val_w, steps=60, lr=0.05, batch_size=8, val_every=10,
+    res = hd.fit(model, train_w, val_w, key=k3, steps=60, lr=0.05, batch_size=8, val_every=10,
                  curriculum=((0.5, 0.5), (1.0, 0.5)))
     val = res.history["val_loss"]
     assert int(res.state.step) == 60 and len(res.history["loss"]) == 60
@@ -69,7 +69,7 @@ def test_fit_keeps_the_best_validation_across_curriculum_stages(rng):
     again = hd.make_loss(model)(res.best_params, jax.tree_util.tree_map(jnp.asarray, val_w), rng)[1]["fit"]
     np.testing.assert_allclose(float(again), float(res.best_val), rtol=1e-5)
     with pytest.raises(ValueError, match="same length"):
-        hd.fit(model, k3, train_w, {k: v[:, :3] if k == "obs" else v for k, v in val_w.items()}, steps=2, lr=0.1,
+        hd.fit(model, train_w, {k: v[:, :3] if k == "obs" else v for k, v in val_w.items()}, key=k3, steps=2, lr=0.1,
                batch_size=2, val_every=1)
 
 
@@ -77,19 +77,19 @@ def test_pkni_trains_and_rolls_out(rng):
     frames = jax.random.uniform(rng, (4, 6, 1, 8, 8))
     train_w = {"obs": np.asarray(frames), "x0": np.zeros((4, 1, 8, 8), np.float32)}
     net = PKnI(width=4, depth=1)
-    res = fit_pkni(net, rng, train_w, train_w, n_context=3, steps=4, lr=1e-3, batch_size=2, val_every=2)
+    res = fit_pkni(net, train_w, train_w, key=rng, n_context=3, steps=4, lr=1e-3, batch_size=2, val_every=2)
     assert np.isfinite(res.best_val) and res.history["val_step"].tolist() == [2, 4]
     pred, w = pkni_forecast(net, res.best_params, frames[:, :3, 0], 5)
     assert pred.shape == (6, 4, 1, 8, 8) and w.shape == (6, 4, 2, 8, 8)
     np.testing.assert_array_equal(pred[0, :, 0], frames[:, 2, 0])  # index 0: the last context frame
     assert not w[0].any() and np.isfinite(pred).all()
     with pytest.raises(ValueError, match="single-channel"):
-        fit_pkni(net, rng, train_w, train_w, n_context=6, steps=1, lr=1e-3, batch_size=2, val_every=1)
+        fit_pkni(net, train_w, train_w, key=rng, n_context=6, steps=1, lr=1e-3, batch_size=2, val_every=1)
 
 
 def test_restructuring_regressor_learns_a_pixelwise_map(rng):
     x = jax.random.normal(rng, (64, 3, 8, 8))
     y = jnp.stack([x[:, 0] - x[:, 2], 0.5 * x[:, 1]], axis=1)  # a per-pixel linear map of the channels
-    reg = fit_restructuring(rng, x, y, width=8, n_steps=300, lr=1e-2, batch_size=16)
+    reg = fit_restructuring(x, y, key=rng, width=8, n_steps=300, lr=1e-2, batch_size=16)
     assert reg(x).shape == y.shape
     assert float(jnp.mean((reg(x) - y) ** 2)) < 0.05 * float(jnp.mean(y**2))

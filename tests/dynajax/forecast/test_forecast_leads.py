@@ -29,9 +29,9 @@ def _states(rng, n_traj=2):
 def test_penalty_equals_its_definition_on_linear_g(rng):
     lam, alpha = 7.0, 0.3
     model = _model(lam=lam, alpha=alpha, n_power_iter=200)
-    params = leads.init_params(model, rng, jnp.zeros(DIM))
+    params = leads.init_params(model, jnp.zeros(DIM), key=rng)
     x = jax.random.normal(jax.random.fold_in(rng, 1), (N_ENV, 5, DIM))
-    sn = leads.init_sn_state(model, jax.random.fold_in(rng, 2), params)
+    sn = leads.init_sn_state(model, params, key=jax.random.fold_in(rng, 2))
     pen, parts, _ = leads.penalty(model, params["g"], sn, x)
     w = np.asarray(params["g"]["kernel"], np.float64)  # [env, in, out]: g_e(x) = x @ W_e
     xs = np.asarray(x, np.float64)
@@ -48,7 +48,7 @@ def test_penalty_equals_its_definition_on_linear_g(rng):
 
 def test_environment_vmap_equals_a_loop(rng):
     model = _model()
-    params = leads.init_params(model, rng, jnp.zeros(DIM))
+    params = leads.init_params(model, jnp.zeros(DIM), key=rng)
     states = _states(jax.random.fold_in(rng, 1))
     pred = leads.predict(model, params, states[:, :, 0], K)
     for e in range(N_ENV):
@@ -63,7 +63,7 @@ def test_environment_vmap_equals_a_loop(rng):
 
 def test_zero_g_gives_f_alone(rng):
     model = _model()
-    params = leads.zero_like_g(leads.init_params(model, rng, jnp.zeros(DIM)))
+    params = leads.zero_like_g(leads.init_params(model, jnp.zeros(DIM), key=rng))
     states = _states(jax.random.fold_in(rng, 1))
     pred = leads.predict(model, params, states[:, :, 0], K)
     field = lambda t, y, _: y @ params["f"]["kernel"]  # noqa: E731
@@ -73,13 +73,13 @@ def test_zero_g_gives_f_alone(rng):
 
 def test_scheduled_sampling_extremes(rng):
     model = _model()
-    params = leads.init_params(model, rng, jnp.zeros(DIM))
+    params = leads.init_params(model, jnp.zeros(DIM), key=rng)
     states = _states(jax.random.fold_in(rng, 1))
     key = jax.random.fold_in(rng, 2)
-    np.testing.assert_allclose(leads.rollout(model, params, states, 0.0, key),
+    np.testing.assert_allclose(leads.rollout(model, params, states, 0.0, key=key),
                                leads.predict(model, params, states[:, :, 0], K), rtol=1e-6)
     # eps = 1: every frame is one step from the previous ground-truth frame
-    teacher = leads.rollout(model, params, states, 1.0, key)
+    teacher = leads.rollout(model, params, states, 1.0, key=key)
     one_step = leads.predict(model, params, states[:, :, :-1].reshape(N_ENV, -1, DIM), 2)[:, :, 1]
     np.testing.assert_allclose(teacher[:, :, 1:], one_step.reshape(N_ENV, 2, K - 1, DIM), rtol=1e-5, atol=1e-6)
     assert float(leads.scheduled_sampling_eps(25)) == pytest.approx(0.99**2)
@@ -89,12 +89,12 @@ def test_leads_training_fits_and_adaptation_keeps_f_bit_identical(rng):
     states = _states(rng)
     model = _model(lam=1e3, alpha=1e-3)
     keys = jax.random.split(jax.random.fold_in(rng, 3), 2)
-    res = leads.fit_leads(model, keys, states, val=states, n_steps=150, chunk_size=50, lr=1e-2)
+    res = leads.fit_leads(model, states, keys=keys, val=states, n_steps=150, chunk_size=50, lr=1e-2)
     first, best = res.history["val_loss"][0], res.best_val
     assert np.all(best < 0.2 * first), (first, best)
     f = res.best_params["f"]
     f_before = jax.tree_util.tree_map(np.array, f)
-    mse, state = leads_baselines.adaptation_curve(model, keys, states, states, (20, 60), frozen_f=f, lr=1e-2)
+    mse, state = leads_baselines.adaptation_curve(model, states, states, (20, 60), keys=keys, frozen_f=f, lr=1e-2)
     assert mse.shape == (2, 2) and np.all(mse[:, 1] <= mse[:, 0] * 1.01)
     jax.tree_util.tree_map(np.testing.assert_array_equal, state.model_state["frozen_f"], f_before)
     jax.tree_util.tree_map(np.testing.assert_array_equal, f, f_before)
@@ -107,7 +107,7 @@ def test_groups_select_their_own_best_step(rng):
     states = jnp.stack([s * _states(jax.random.fold_in(rng, i)) for i, s in enumerate((1.0, 2.0, 3.0))])  # [G=3, env, traj, time, d]
     model = _model(lam=1e3, alpha=1e-3)
     keys = jax.random.split(jax.random.fold_in(rng, 3), 2)
-    res = leads.fit_leads(model, keys, states, val=states, n_steps=60, chunk_size=20, lr=3e-2, groups=True)
+    res = leads.fit_leads(model, states, keys=keys, val=states, n_steps=60, chunk_size=20, lr=3e-2, groups=True)
     hist = np.asarray(res.history["val_loss"])  # [n_evals, seeds, G]
     assert res.best_val.shape == (2, 3) and hist.shape[1:] == (2, 3)
     np.testing.assert_allclose(res.best_val, hist.min(axis=0), rtol=1e-6)

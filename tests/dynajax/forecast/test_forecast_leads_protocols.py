@@ -45,7 +45,7 @@ def test_compare_variants_one_field_cannot_fit_several_rates(rng):
 def test_adaptation_rows(rng):
     train, test = _data(rng, [-0.3, -0.9], n_traj=1), _data(jax.random.fold_in(rng, 1), [-0.3, -0.9], n_traj=4)
     keys = _keys(rng)
-    f = jax.vmap(lambda k: leads.init_params(leads.make_model("leads", _net(), 2, DT), k, train[0, 0, 0])["f"])(keys)
+    f = jax.vmap(lambda k: leads.init_params(leads.make_model("leads", _net(), 2, DT), train[0, 0, 0], key=k)["f"])(keys)
     f = jax.tree_util.tree_map(lambda w: w - 0.6, f)  # a pretrained f: rate -0.6 shared by the new environments
     rows = adaptation_rows(_net(), f, train, test, (1, 50, 200), dt=DT, keys=keys, lr=3e-2, lam=1e3)
     assert set(rows) == {"f_only", "from_scratch", "frozen_f"}

@@ -29,7 +29,7 @@ def _known_spectrum(seed, shape, s):
 @pytest.mark.parametrize("shape", [(7, 5), (5, 9), (3, 3, 2, 4)])
 def test_sigma_matches_matrix_2_norm(rng, shape, randn):
     w = randn(shape)
-    u0 = init_u(rng, w)
+    u0 = init_u(w, key=rng)
     assert u0.shape == (shape[-1],)
     sigma, u = spectral_norm(w, u0, n_iter=500)
     ref = jnp.linalg.norm(as_matrix(w), 2)
@@ -39,7 +39,7 @@ def test_sigma_matches_matrix_2_norm(rng, shape, randn):
 
 def test_grad_of_sigma_is_top_singular_outer_product(rng):
     w, left, right = _known_spectrum(0, (3, 3, 2, 4), [2.0, 1.0, 0.7, 0.3])
-    u0 = init_u(rng, w)
+    u0 = init_u(w, key=rng)
     grad = jax.grad(lambda w: spectral_norm(w, u0, n_iter=60)[0])(w)
     expected = jnp.outer(left, right).reshape(w.shape)  # sign ambiguity cancels
     np.testing.assert_allclose(grad, expected, atol=1e-3)
@@ -48,7 +48,7 @@ def test_grad_of_sigma_is_top_singular_outer_product(rng):
 
 def test_persistent_u_converges_one_iteration_per_call():
     w, _, right = _known_spectrum(0, (6, 4), [3.0, 1.5, 1.0, 0.5])
-    u = init_u(jax.random.key(2), w)
+    u = init_u(w, key=jax.random.key(2))
     sigmas = []
     step = jax.jit(lambda w, u: spectral_norm(w, u, 1))
     for _ in range(30):
@@ -61,7 +61,7 @@ def test_persistent_u_converges_one_iteration_per_call():
 
 def test_no_gradient_flows_into_u(rng, randn):
     w = randn((5, 4))
-    u0 = init_u(rng, w)
+    u0 = init_u(w, key=rng)
     g_u = jax.grad(lambda u: spectral_norm(w, u, 3)[0])(u0)
     np.testing.assert_array_equal(g_u, 0.0)
     jac = jax.jacobian(lambda w: spectral_norm(w, u0, 3)[1])(w)
@@ -70,12 +70,12 @@ def test_no_gradient_flows_into_u(rng, randn):
 
 def test_out_axis_and_complex(rng, randn):
     w = randn((6, 4))
-    u0 = init_u(rng, w)
+    u0 = init_u(w, key=rng)
     a, _ = spectral_norm(w, u0, 200)
     b, _ = spectral_norm(w.T, u0, 200, out_axis=0)
     np.testing.assert_allclose(a, b, rtol=1e-5)
     wc = jax.lax.complex(w, randn((6, 4), seed=3))
-    uc = init_u(rng, wc)
+    uc = init_u(wc, key=rng)
     assert jnp.iscomplexobj(uc)
     sigma, _ = spectral_norm(wc, uc, 300)
     assert sigma.dtype == jnp.float32
@@ -84,7 +84,7 @@ def test_out_axis_and_complex(rng, randn):
 
 def test_pytree_helpers(rng, randn):
     weights = {"a": randn((4, 3)), "b": [randn((3, 3, 2, 2), seed=5)]}
-    state = init_spectral_state(rng, weights)
+    state = init_spectral_state(weights, key=rng)
     assert state["a"].shape == (3,) and state["b"][0].shape == (2,)
     sigmas, state = spectral_norms(weights, state, n_iter=300)
     assert jax.tree_util.tree_structure(sigmas) == jax.tree_util.tree_structure(weights)

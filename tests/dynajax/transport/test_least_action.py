@@ -129,7 +129,7 @@ def test_penalised_translation_lands_near_gaussian_monge_map():
 
     step = make_step(loss_fn, opt)
     n_steps = 400
-    state = init_state(flow.init(jax.random.key(0), jnp.zeros((2, 2))), opt, jax.random.key(1))
+    state = init_state(flow.init(jax.random.key(0), jnp.zeros((2, 2))), opt, key=jax.random.key(1))
 
     def body(st, _):
         kx, ky = jax.random.split(jax.random.fold_in(st.key, st.step))
