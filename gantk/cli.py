@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def _cmd_flow(args) -> int:
     eta = args.eta if args.eta is not None else _default_eta(args.loss, args.kernel, args.width, args.n)
     cfg = flows.FlowConfig(args.loss, args.kernel, args.width, tau=args.tau, eta=eta, disc_lr=args.disc_lr,
                            reset=args.reset, antisymmetric=not args.no_antisymmetric, block_size=args.block_size)
-    x0, y = data.load(args.data, args.n, args.n if args.m is None else args.m, args.seed)
+    x0, y = data.load(args.data, args.n, args.n if args.m is None else args.m, seed=args.seed)
     y = jnp.asarray(y)
     state = flows.init_state(cfg, jnp.asarray(x0), key=jax.random.key(args.seed))
     start, snaps, rows = 0, [np.asarray(x0)], []
@@ -273,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     ke.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     try:
+        if args.command == "flow" and os.environ.get("DYNAJAX_COMPILATION_CACHE", "1") != "0":
+            from dynajax.compilation_cache import enable_compilation_cache
+
+            enable_compilation_cache()  # a rerun or a resumed flow loads its programs from disk
         return {"flow": _cmd_flow, "field": _cmd_field, "kernel": _cmd_kernel}[args.command](args)
     except ValueError as e:
         print(f"gantk: error: {e}", file=sys.stderr)
