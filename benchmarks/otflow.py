@@ -2,12 +2,14 @@
 
 The toy setting of OT-Flow (Onken et al. 2021; the authors' ``trainToyOTflow``): ``d = 2``, a
 potential of width ``m = 32`` and 2 layers, RK4 with ``nt = 8`` steps over ``[0, 1]``, batch
-``B = 1024``, ``alpha = (1, 100, 5)``, Adam (lr 0.01). One step = the flow of ``(z, l, L, R)``
-with the exact Hessian trace, the objective, its gradient and the Adam update.
+``B = 1024``, ``alpha = (1, 100, 5)``. One step = the flow of ``(z, l, L, R)`` with the exact
+Hessian trace, the objective, its gradient and an SGD-with-momentum update (lr 0.01, momentum
+0.9; the authors train with Adam, whose first step is sign-like and would make the weight check
+below fragile; the optimiser's cost is negligible next to the flow).
 
 - ``torch-otflow-step``: the same step written with torch (float32, eager, CPU): the closed-form
   gradient and trace through the ResNet as in the authors' code, a hand-written RK4, autograd,
-  ``torch.optim.Adam``; the reference.
+  ``torch.optim.SGD``; the reference.
 - ``dynajax-otflow-step``: ``jax.jit`` of :func:`dynajax.cnf.otflow_step`, compile excluded.
 
 Both start from the same weights and batch; the first step's loss must agree to ``RTOL`` and the
@@ -36,7 +38,7 @@ from dynajax.train import init_state
 
 D, WIDTH, NT, B = 2, 32, 8, 1024
 ALPHA = (1.0, 100.0, 5.0)
-LR = 0.01
+LR, MOMENTUM = 0.01, 0.9
 RTOL, ATOL = 1e-4, 1e-5
 TRACE_D, TRACE_WIDTH, TRACE_N = 784, 64, 256
 
@@ -88,7 +90,7 @@ def torch_impl(torch, params: dict[str, np.ndarray]):
         C = (0.5 * (z**2).sum(1) + 0.5 * D * math.log(2 * math.pi) - l).mean()
         return ALPHA[0] * L.mean() + ALPHA[1] * C + ALPHA[2] * R.mean()
 
-    opt = torch.optim.Adam(list(p.values()), lr=LR)
+    opt = torch.optim.SGD(list(p.values()), lr=LR, momentum=MOMENTUM)
 
     def step(x):
         J = loss(x)
@@ -122,7 +124,7 @@ def run(ctx: Context) -> list[Row]:
     pot = Potential(D, width=WIDTH)
     params = jax.tree_util.tree_map(np.asarray, pot.init(key=jax.random.key(0)))
     x = np.asarray(jax.random.normal(jax.random.key(1), (B, D)) * 1.5, np.float32)
-    opt = optax.adam(LR)
+    opt = optax.sgd(LR, momentum=MOMENTUM)
     state0 = init_state(jax.tree_util.tree_map(jnp.asarray, params), opt, key=jax.random.key(0))
     f, jax_call, comp = compiled_step(otflow_step(pot, opt, alpha=ALPHA, n_steps=NT), state0, jnp.asarray(x))
     fns = {"dynajax-otflow-step": jax_call}
