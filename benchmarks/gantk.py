@@ -184,7 +184,7 @@ def run_big(ctx: Context) -> list[Row]:
     block = 512
     mesh = par.make_mesh()
     n -= n % mesh.size
-    x0, y = data.load("8gaussians", n, n, 0)
+    x0, y = data.load("8gaussians", n, n, seed=0)
     cfg = flows.FlowConfig("ipm", "relu", tau=1.0, eta=2.0 * n, block_size=block)
     pstep = flows.make_sharded_ipm_step(cfg, mesh)
     ys, xs = par.replicate(jnp.asarray(y, jnp.float32), mesh), par.shard_batch(jnp.asarray(x0, jnp.float32), mesh)

@@ -16,7 +16,7 @@ import numpy as np
 __all__ = ["eight_gaussians", "render_letter", "render_density", "sample_image", "image_pair", "digits", "DATASETS", "load"]
 
 
-def eight_gaussians(n: int, seed: int, radius: float = 5.0, std: float = 0.5) -> np.ndarray:
+def eight_gaussians(n: int, radius: float = 5.0, std: float = 0.5, *, seed: int) -> np.ndarray:
     """``n`` points ``[n, 2]`` from 8 Gaussians at angles ``2 pi k / 8``, radius 5, std 0.5."""
     if n < 1:
         raise ValueError(f"n must be >= 1; got {n}")
@@ -72,7 +72,7 @@ def render_density(which: str, size: int = 64) -> np.ndarray:
     return _darkness(fig)
 
 
-def sample_image(img: np.ndarray, n: int, seed: int) -> np.ndarray:
+def sample_image(img: np.ndarray, n: int, *, seed: int) -> np.ndarray:
     """``n`` points ``[n, 2]`` in ``[-1, 1]^2``: pixels drawn proportionally to darkness, plus noise."""
     img = np.asarray(img, dtype=np.float64)
     if img.ndim != 2 or img.shape[0] != img.shape[1] or img.min() < 0 or img.sum() <= 0:
@@ -85,7 +85,7 @@ def sample_image(img: np.ndarray, n: int, seed: int) -> np.ndarray:
     return (pts + rng.normal(size=pts.shape) / s).astype(np.float32)
 
 
-def image_pair(name: str, n: int, m: int, seed: int, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def image_pair(name: str, n: int, m: int, size: int = 64, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Source ``[n, 2]`` and target ``[m, 2]`` for ``"density"`` (a -> b) or ``"ab"`` (A -> B)."""
     if name == "density":
         src, tgt = render_density("a", size), render_density("b", size)
@@ -93,10 +93,10 @@ def image_pair(name: str, n: int, m: int, seed: int, size: int = 64) -> tuple[np
         src, tgt = render_letter("A", size), render_letter("B", size)
     else:
         raise ValueError(f"name must be 'density' or 'ab'; got {name!r}")
-    return sample_image(src, n, 2 * seed), sample_image(tgt, m, 2 * seed + 1)
+    return sample_image(src, n, seed=2 * seed), sample_image(tgt, m, seed=2 * seed + 1)
 
 
-def digits(n: int | None = None, seed: int = 0) -> np.ndarray:
+def digits(n: int | None = None, *, seed: int = 0) -> np.ndarray:
     """scikit-learn's 8x8 digits as ``[n, 64]`` vectors scaled to ``[-1, 1]`` (random subset of ``n``)."""
     from sklearn.datasets import load_digits
 
@@ -111,16 +111,16 @@ def digits(n: int | None = None, seed: int = 0) -> np.ndarray:
 DATASETS = ("8gaussians", "density", "ab", "digits")
 
 
-def load(name: str, n: int, m: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def load(name: str, n: int, m: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``(source particles [n, d], target [m, d])`` of a dataset of :data:`DATASETS`.
 
     ``8gaussians`` and ``digits`` start the particles from ``N(0, I)``.
     """
     if name == "8gaussians":
-        return np.random.default_rng(10_000 + seed).normal(size=(n, 2)).astype(np.float32), eight_gaussians(m, seed)
+        return np.random.default_rng(10_000 + seed).normal(size=(n, 2)).astype(np.float32), eight_gaussians(m, seed=seed)
     if name in ("density", "ab"):
-        return image_pair(name, n, m, seed)
+        return image_pair(name, n, m, seed=seed)
     if name == "digits":
-        y = digits(m, seed)
+        y = digits(m, seed=seed)
         return np.random.default_rng(10_000 + seed).normal(size=(n, 64)).astype(np.float32), y
     raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")

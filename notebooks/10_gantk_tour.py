@@ -35,7 +35,7 @@ print("k(0, 0) =", float(kfn(jnp.zeros((1, 2)), None, "ntk")[0, 0]))  # 2.25
 # `f_tau = tau * (mean_i k(., x_i) - mean_j k(., y_j))`; the particle step descends `(tau/2) MMD_k^2`.
 
 # %%
-x0, y = data.load("8gaussians", 60, 60, 0)
+x0, y = data.load("8gaussians", 60, 60, seed=0)
 cfg = flows.FlowConfig("ipm", "relu", tau=1.0, eta=2.0 * 60)
 xf, snaps = flows.run_flow(cfg, x0, y, 300, snapshot_every=100)
 print("W2^2/2 before / after:", metrics.half_w2(x0, y), metrics.half_w2(xf, y))

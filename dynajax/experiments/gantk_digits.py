@@ -66,7 +66,7 @@ def run(cfg: GantkDigitsConfig, seeds: tuple[int, ...], out_dir: Path) -> Result
     from gantk import data, metrics
     from gantk.flows import FlowConfig, make_flow
 
-    sets = [data.load("digits", cfg.n, cfg.n, s) for s in seeds]
+    sets = [data.load("digits", cfg.n, cfg.n, seed=s) for s in seeds]
     x0, y = (jnp.asarray(np.stack([s[i] for s in sets])) for i in (0, 1))
     vals, finals = {}, {}
     for k in cfg.kernels:

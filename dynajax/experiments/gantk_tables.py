@@ -121,7 +121,7 @@ def run_table(dataset: str, cfg: GantkTableConfig, seeds: tuple[int, ...], out_d
     from gantk import data, metrics
     from gantk.flows import make_flow
 
-    sets = [data.load(dataset, cfg.n, cfg.n, s) for s in seeds]
+    sets = [data.load(dataset, cfg.n, cfg.n, seed=s) for s in seeds]
     x0, y = (jnp.asarray(np.stack([s[i] for s in sets])) for i in (0, 1))
     rows, mean, finals, walls = [], {}, {}, {}
     for row, kernel in [(r, k) for r in cfg.rows for k in cfg.kernels if THESIS[dataset][r][KERNEL_COLS.index(k)]]:

@@ -69,7 +69,7 @@ def _points(name: str, cfg: GantkWidthConfig):
     if name in SETS_1D:
         loss, x, y = SETS_1D[name]
         return loss, x[:, None], y[:, None]
-    return "ipm", *data.image_pair("density", cfg.n_density, cfg.n_density, cfg.density_seed)
+    return "ipm", *data.image_pair("density", cfg.n_density, cfg.n_density, seed=cfg.density_seed)
 
 
 def _grid(pts: np.ndarray, cfg: GantkWidthConfig) -> np.ndarray:

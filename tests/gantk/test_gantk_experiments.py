@@ -76,7 +76,7 @@ def test_gantk_table_tiny(tmp_path):
     rows = {r.method: r for r in res.rows}
     assert set(rows) == {"IPM (inf.) rbf", "IPM (inf.) relu"}
     assert rows["IPM (inf.) relu"].reference == {"sinkhorn": 3.34e-9}
-    start = [metrics.half_w2(*data.load("density", 16, 16, s)) for s in (0, 3)]
+    start = [metrics.half_w2(*data.load("density", 16, 16, seed=s)) for s in (0, 3)]
     for r in rows.values():
         w2 = np.asarray(r.values["sinkhorn"])
         assert w2.shape == (2,) and np.all(np.isfinite(w2))

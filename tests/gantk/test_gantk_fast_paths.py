@@ -98,7 +98,7 @@ def test_float32_gradient_at_coinciding_points_is_accurate(rng):
 def test_lsgan_solvers_match_float64_eigh_at_large_tau():
     # 4 tau lambda_max ~ 120 here: a fixed 40-step RK4 would diverge; Krylov and the
     # Gershgorin-sized RK4 must match eigh (float64) to 1e-5 relative in float32
-    x, y = data.load("8gaussians", 60, 60, 0)
+    x, y = data.load("8gaussians", 60, 60, seed=0)
     x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
     tau = 10.0
     gram = jax.jit(lambda p: K.kernel_matrix("relu", p, p))(jnp.concatenate([x, y]))
@@ -114,7 +114,7 @@ def test_lsgan_solvers_match_float64_eigh_at_large_tau():
 
 
 def test_flow_step_with_kernel_fn_callable_matches_named_kernel():
-    x, y = data.load("8gaussians", 20, 16, 1)
+    x, y = data.load("8gaussians", 20, 16, seed=1)
     x, y = jnp.asarray(x), jnp.asarray(y)
     relu = K.kernel_fn(K.get_kernel("relu")[0])
 
@@ -147,7 +147,7 @@ _WORKER = textwrap.dedent("""
     import json, jax, jax.numpy as jnp
     from dynajax import parallel as par
     from gantk import data, flows
-    x, y = data.load("8gaussians", 64, 40, 0)
+    x, y = data.load("8gaussians", 64, 40, seed=0)
     x, y = jnp.asarray(x), jnp.asarray(y)
     mesh = par.make_mesh()
     cfg = flows.FlowConfig("ipm", "relu", eta=128.0, block_size=8)

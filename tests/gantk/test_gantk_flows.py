@@ -12,7 +12,7 @@ from gantk.cli import main
 
 
 def test_ipm_step_is_gradient_descent_on_half_mmd_and_flow_decreases_mmd():
-    x0, y = data.load("8gaussians", 24, 24, 0)
+    x0, y = data.load("8gaussians", 24, 24, seed=0)
     x0, y = jnp.asarray(x0), jnp.asarray(y)
     cfg = flows.FlowConfig("ipm", "relu", tau=0.5, eta=48.0)
 
@@ -32,7 +32,7 @@ def test_ipm_step_is_gradient_descent_on_half_mmd_and_flow_decreases_mmd():
 
 
 def test_generator_step_descends_the_generator_loss(rng):
-    y = jnp.asarray(data.eight_gaussians(8, 0))
+    y = jnp.asarray(data.eight_gaussians(8, seed=0))
     gen = flows.generator_mlp(2, width=16, depth=1)
     _, theta = gen.init(rng, 4)
     z = jax.random.normal(jax.random.fold_in(rng, 1), (8, 4))
@@ -43,20 +43,20 @@ def test_generator_step_descends_the_generator_loss(rng):
 
 
 def test_data_sets():
-    y = data.eight_gaussians(4000, 0)
+    y = data.eight_gaussians(4000, seed=0)
     r = np.linalg.norm(y, axis=1)
     assert abs(np.median(r) - 5.0) < 0.1
     angles = np.mod(np.round(np.arctan2(y[:, 1], y[:, 0]) / (np.pi / 4)), 8)
     assert np.all(np.bincount(angles.astype(int), minlength=8) > 400)
-    a, b = data.image_pair("ab", 500, 400, 0)
+    a, b = data.image_pair("ab", 500, 400, seed=0)
     assert a.shape == (500, 2) and b.shape == (400, 2)
     assert np.all(np.abs(a) < 1.2) and metrics.half_w2(a[:400], b) > 1e-3
     da, db = data.render_density("a"), data.render_density("b")
     assert da.shape == (64, 64) and 0 <= da.min() and da.max() <= 1 and np.abs(da - db).sum() > 10
-    d = data.digits(50, 0)
+    d = data.digits(50, seed=0)
     assert d.shape == (50, 64) and d.min() >= -1 and d.max() <= 1
     with pytest.raises(ValueError, match="unknown dataset"):
-        data.load("mnist", 3, 3, 0)
+        data.load("mnist", 3, 3, seed=0)
 
 
 def test_half_w2_of_a_shift():
