@@ -1,4 +1,4 @@
-"""Tiny end-to-end runs of the cnf experiments (otflow-trace, otflow-toy, mfg-gaussians, gpflow-toy)."""
+"""Tiny end-to-end runs of the cnf experiments (otflow-trace, otflow-toy, mfg-gaussians, mfg-crowd, gpflow-toy)."""
 
 import numpy as np
 import pytest
@@ -52,3 +52,13 @@ def test_gpflow_toy_tiny(tmp_path):
     assert met["nll_change"]["mean"] < 1e-2  # s preserves N(0, I): only RK4's error is left
     assert m["rows"][0]["reference"]["cost_T_o_s"] == pytest.approx(met["W2^2"]["mean"])
     _record(m, ["trend", "trend", "band", "trend", "trend"])
+
+
+@pytest.mark.slow
+def test_mfg_crowd_tiny(tmp_path):
+    m = reproduce("mfg-crowd", seeds=1, out=tmp_path, overrides=[
+        "dims=(2, 3)", "n_steps=3", "batch=32", "width=8", "nt=2", "n_eval=50"])
+    rows = {r["method"]: r["metrics"] for r in m["rows"]}
+    assert rows["MFG potential, d=2"]["path_dev_rel"]["mean"] == 0.0  # the reference of the comparison
+    assert all(np.isfinite(rows["MFG potential, d=3"][k]["mean"]) for k in ("objective", "hjb", "path_dev_rel"))
+    _record(m, ["trend", "trend"])
