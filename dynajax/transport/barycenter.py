@@ -58,7 +58,8 @@ class BarycenterResult(NamedTuple):
 
     Attributes:
         x: barycenter points ``[N, d]`` (uniform weights ``1 / N``).
-        cost: ``sum_k lam_k <P_k, C_k>`` at the last plans (``W_2^2`` for exact plans).
+        cost: exact plans: ``sum_k lam_k W_2^2(x, nu_k)`` at the returned points; Sinkhorn: ott's
+            weighted regularised cost at its last iteration.
         n_iters: iterations run.
     """
 
@@ -105,8 +106,9 @@ def free_support_barycenter(
         weights: per-measure point weights ``[m_k]`` (uniform where ``None``).
         lam: barycentric weights ``[K]`` (uniform if ``None``).
         solver: ``"exact"`` (POT network simplex on the host; stops when the largest squared
-            displacement of a point falls below ``tol``; POT's ``stopThr`` bounds their sum) or ``"sinkhorn"``
-            (ott-jax, entropic regularisation ``epsilon`` in squared units; ``n_iter`` outer steps).
+            displacement of a point falls below ``tol``; POT's ``stopThr`` bounds their sum) or
+            ``"sinkhorn"`` (ott-jax, entropic regularisation ``epsilon`` in squared units; ``n_iter``
+            outer steps).
         n_iter: maximum number of fixed-point iterations.
         tol: stopping threshold on the squared displacement (``"exact"``).
         epsilon: entropic regularisation (``"sinkhorn"``; ott's default if ``None``).
