@@ -102,6 +102,7 @@ from dynajax.transport.hyperbolic_sliced import (
 from dynajax.transport import hyperbolic, hyperbolic_sliced, sphere_flow, sphere_vmf
 from dynajax.transport.quantisation import (
     QuantisationResult,
+    grid_on_box,
     kmeans_lloyd,
     laguerre_lloyd,
     quantisation_error,
@@ -160,6 +161,7 @@ __all__ = [
     "sliced_wasserstein_barycenter",
     # quantisation of measures (Lloyd: Voronoi / Laguerre cells)
     "QuantisationResult",
+    "grid_on_box",
     "kmeans_lloyd",
     "laguerre_lloyd",
     "quantisation_error",

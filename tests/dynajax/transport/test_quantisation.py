@@ -2,6 +2,7 @@
 monotone energies, POT's exact OT cost."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import ot
 import pytest
@@ -53,6 +54,23 @@ def test_kmeans_on_the_square_meets_the_hexagon_constant():
     ne = N * float(Q.quantisation_error(held, km.points))
     assert Q.HEXAGON_2G * 0.99 <= ne <= Q.HEXAGON_2G * 1.10, ne
     np.testing.assert_allclose(Q.HEXAGON_2G, 0.16038, atol=1e-5)
+
+
+def test_weighted_sample_is_repeated_points_and_grid_on_box():
+    r = np.random.default_rng(3)
+    x = r.random((40, 2)).astype(np.float32)
+    k = np.arange(1, 41) % 3 + 1  # integer weights: the same as repeating the points
+    xr = np.repeat(x, k, axis=0)
+    y0 = x[:5]
+    for f, it in ((Q.kmeans_lloyd, 10), (Q.laguerre_lloyd, 4)):
+        a, b = f(x, y0, k.astype(np.float32), n_iter=it), f(xr, y0, n_iter=it)
+        np.testing.assert_allclose(a.points, b.points, atol=1e-5)
+        np.testing.assert_allclose(a.energy, b.energy, rtol=1e-4)
+    np.testing.assert_allclose(Q.quantisation_error(x, y0, sample_weights=k), Q.quantisation_error(xr, y0), rtol=1e-5)
+    # a density on a box: the grid's weighted mean and variance are the density's
+    pts, w = Q.grid_on_box(lambda p: jnp.exp(-jnp.sum(p**2, -1) / 2), np.array([-6.0, -6.0]), np.array([6.0, 6.0]), 60)
+    np.testing.assert_allclose(np.sum(w), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.sum(w[:, None] * pts**2, 0), 1.0, rtol=1e-2)
 
 
 def test_quantisation_validation():
