@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from dynajax import _validate
+
 __all__ = [
     "ball_volume",
     "boundary_loss",
@@ -180,12 +182,14 @@ def sphere_area(d: int) -> float:
 
 def sample_sphere(n: int, d: int, dtype=jnp.float32, *, key: Array) -> Float[Array, "n d"]:
     """``n`` points uniform on the unit sphere in ``R^d``."""
+    n, d = _validate.integer(n, "n"), _validate.integer(d, "d")
     x = jax.random.normal(key, (n, d), dtype)
     return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
 
 
 def sample_ball(n: int, d: int, dtype=jnp.float32, *, key: Array) -> Float[Array, "n d"]:
     """``n`` points uniform in the unit ball of ``R^d`` (direction times ``U^(1/d)``)."""
+    n, d = _validate.integer(n, "n"), _validate.integer(d, "d")
     k1, k2 = jax.random.split(key)
     r = jax.random.uniform(k2, (n, 1), dtype) ** (1.0 / d)
     return sample_sphere(n, d, dtype, key=k1) * r

@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PyTree
 
+from dynajax import _validate
 from dynajax.arch.continuous import cross_entropy
 from dynajax.nn.activations import get_activation
 
@@ -84,8 +85,7 @@ def init_layers(kind: str, depth: int, width: int, *, key: Array, scale: float =
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
-    if depth < 1 or width < 1:
-        raise ValueError(f"depth and width must be >= 1, got {depth}, {width}")
+    depth, width = _validate.integer(depth, "depth"), _validate.integer(width, "width")
     k1, k2 = jax.random.split(key)
     std = scale / math.sqrt(width)
     p = {"K": std * jax.random.normal(k1, (depth, width, width), dtype),

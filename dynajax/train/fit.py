@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PyTree
 
-from dynajax import _unroll
+from dynajax import _unroll, _validate
 from dynajax.train import checkpoint as ckpt
 from dynajax.train.best import Best
 from dynajax.train.metrics_log import MetricsCSV, chunk_rows
@@ -102,13 +102,15 @@ def chunk_runner(step: StepFn, sample: Sampler, state: TrainState, *, seeds: boo
     return run_loop
 
 
-def _check_args(n_steps: int, chunk_size: int, validate, patience) -> None:
-    if n_steps < 0 or chunk_size < 1:
-        raise ValueError(f"need n_steps >= 0 and chunk_size >= 1, got {n_steps}, {chunk_size}")
-    if patience is not None and validate is None:
-        raise ValueError("patience (early stopping) needs a validate function")
-    if patience is not None and patience < 1:
-        raise ValueError(f"patience must be >= 1, got {patience}")
+def _check_args(n_steps: int, chunk_size: int, batch_size, validate, patience) -> None:
+    _validate.integer(n_steps, "n_steps", minimum=0)  # 0: nothing to do (e.g. a finished run resumed)
+    _validate.integer(chunk_size, "chunk_size")
+    if batch_size is not None:
+        _validate.integer(batch_size, "batch_size")
+    if patience is not None:
+        if validate is None:
+            raise ValueError("patience (early stopping) needs a validate function")
+        _validate.integer(patience, "patience")
 
 
 def fit(
@@ -170,7 +172,7 @@ def fit(
     Returns:
         A :class:`FitResult`.
     """
-    _check_args(n_steps, chunk_size, validate, patience)
+    _check_args(n_steps, chunk_size, batch_size, validate, patience)
     sample = make_sampler(data, batch_size)
     run_chunk = chunk_runner(step, sample, state, seeds=seeds, unroll=unroll)
     val_fn = None if validate is None else jax.jit(jax.vmap(validate) if seeds else validate)
