@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -51,18 +52,15 @@ def lstsq_solution():
 
 
 def assert_trees_equal(a, b, *, atol=0.0):
-    la, ta = jax.tree_util.tree_flatten(a)
-    lb, tb = jax.tree_util.tree_flatten(b)
-    assert ta == tb
-    for x, y in zip(la, lb):
-        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-            x, y = jax.random.key_data(x), jax.random.key_data(y)
-        x, y = np.asarray(x), np.asarray(y)
-        assert x.shape == y.shape and x.dtype == y.dtype
-        if atol == 0.0:
-            np.testing.assert_array_equal(x, y)
-        else:
-            np.testing.assert_allclose(x, y, atol=atol, rtol=0)
+    """Same structure, shapes and dtypes; equal (or within ``atol``) leaf by leaf, keys by their data."""
+    data = lambda t: jax.tree_util.tree_map(  # noqa: E731
+        lambda x: jax.random.key_data(x) if jnp.issubdtype(jnp.result_type(x), jax.dtypes.prng_key) else x, t)
+    a, b = data(a), data(b)
+    chex.assert_trees_all_equal_shapes_and_dtypes(a, b)
+    if atol == 0.0:
+        chex.assert_trees_all_equal(a, b)
+    else:
+        chex.assert_trees_all_close(a, b, atol=atol, rtol=0)
 
 
 def python_loop(step, state, sample, n_steps):
