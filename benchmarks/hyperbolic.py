@@ -83,8 +83,8 @@ def run_hyperbolic(ctx: Context, sizes=SIZES) -> list[Row]:
     name = "hyperbolic"
     max_n = int(os.environ.get("DYNAJAX_BENCH_HYPERBOLIC_MAX_N") or max(sizes))
     emd_max_n = int(os.environ.get("DYNAJAX_BENCH_HYPERBOLIC_EMD_MAX_N") or 3000)
-    th2 = random_directions(jax.random.key(0), N_PROJ, 2)
-    th3 = np.asarray(random_directions(jax.random.key(1), N_PROJ, 3), np.float64)
+    th2 = random_directions(N_PROJ, 2, key=jax.random.key(0))
+    th3 = np.asarray(random_directions(N_PROJ, 3, key=jax.random.key(1)), np.float64)
     th3j = jnp.asarray(th3, jnp.float32)
     no_sync = lambda v: v  # noqa: E731
     rows: list[Row] = []

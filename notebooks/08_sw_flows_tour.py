@@ -92,7 +92,7 @@ print("SymKL to the OU solution at t=0.15:", round(symmetric_kl_to_fit(y, m, S),
 means = uniform_sphere_points(6, seed=0)
 zs = jax.random.normal(key, (150, 3))
 xs0 = zs / jnp.linalg.norm(zs, axis=1, keepdims=True)
-xs = sphere_sliced_descent(xs0, lambda k: sample_vmf_mixture(k, means, 10.0, 150),
+xs = sphere_sliced_descent(xs0, lambda k: sample_vmf_mixture(means, 10.0, 150, key=k),
                            spherical=True, n_steps=25, n_proj=30, lr=0.1, key=key)
 nll = lambda p: float(-jnp.mean(vmf_mixture_logpdf(p, means, 10.0)))
 print("NLL under the target: initial", round(nll(xs0), 3), "-> after 25 SSW steps", round(nll(xs), 3))

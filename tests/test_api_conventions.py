@@ -8,7 +8,8 @@ keyword-only as well. Exempt (protocols fixed by others):
 * flax initializers ``init(key, shape, dtype)``, and ``init(key, example)`` / ``apply`` of
   model objects: flax modules, and the model classes that mirror them so that
   ``model.init(key, x)`` reads the same for every model (``Aphynity``, ``HiddenModel``,
-  ``ContinuousClassifier``, ``StableClassifier``, ``gantk.discriminators.FiniteDiscriminator``);
+  ``ContinuousClassifier``, ``StableClassifier``, ``gantk.discriminators.FiniteDiscriminator``,
+  ``dynajax.transport``'s ``ResidualFlow`` and ``ModuleWiseResNet``);
 * dataclass / NamedTuple fields named ``key`` (``TrainState.key``, ``gantk.flows.FlowState.key``);
 * callbacks the library calls: samplers ``sample(key, step)`` given to
   :func:`dynajax.train.fit` and losses ``loss_fn(params, batch, key)`` given to
@@ -30,9 +31,8 @@ import pytest
 import dynajax
 import gantk
 
-# Modules not yet converted. ``dynajax.transport`` is being edited in parallel; the lead
-# empties this allow-list once it follows the convention (see the report of issue 18.5).
-NOT_YET_CONVERTED = ("dynajax.transport",)
+# Modules not yet converted (empty: every package follows the convention).
+NOT_YET_CONVERTED = ()
 NOT_API = ("dynajax.experiments",)
 
 RANDOMNESS = {"key", "keys", "rng", "rngs", "rng_key", "prng_key", "seed"}
@@ -124,6 +124,8 @@ def test_the_walk_finds_the_randomness_of_the_api():
     assert len(names) >= 40, sorted(names)  # not vacuous: systems, train, nn, arch, forecast, gantk
     assert "dynajax.train.init_state" in names
     assert any(w.endswith("sample_initial") for w in names)
+    assert "dynajax.transport.random_directions" in names  # transport is walked too
+    assert "dynajax.transport.bayes_logreg.load_dataset" in names
 
 
 @pytest.mark.parametrize("where,param", PARAMS, ids=[f"{w}:{p.name}" for w, p in PARAMS])

@@ -65,8 +65,8 @@ def _time(fn, repeats):
 
 def run_one(key, cfg):
     kx, ky, kp = jax.random.split(key, 3)
-    th = random_directions(kp, cfg.n_proj, 2)
-    th3 = random_directions(kp, cfg.n_proj, 3)  # SW of the Lorentz coordinates: directions of R^3
+    th = random_directions(cfg.n_proj, 2, key=kp)
+    th3 = random_directions(cfg.n_proj, 3, key=kp)  # SW of the Lorentz coordinates: directions of R^3
     out = {m: {} for m in METHODS}
     for n in cfg.sizes:
         x = wrapped_normal_sample(jnp.zeros(3).at[0].set(1.0), 0.3 * jnp.eye(2), n, key=jax.random.fold_in(kx, n))

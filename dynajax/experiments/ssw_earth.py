@@ -120,7 +120,7 @@ def run_one(key, cfg: SswEarthConfig) -> tuple[dict, dict]:
     means, kappas, weights = earth_mixture()
     kd, ki, kt, _ = jax.random.split(key, 4)
     n_tr, n_va = cfg.n_train, cfg.n_val
-    data = sample_vmf_mixture(kd, means, kappas, n_tr + n_va + cfg.n_test, weights)
+    data = sample_vmf_mixture(means, kappas, n_tr + n_va + cfg.n_test, weights, key=kd)
     xtr, xva, xte = data[:n_tr], data[n_tr : n_tr + n_va], data[n_tr + n_va :]
 
     def nll(logpdf):
@@ -133,7 +133,7 @@ def run_one(key, cfg: SswEarthConfig) -> tuple[dict, dict]:
     out["kde"] = {"test_nll": nll(vmf_kde_logpdf(xte, xtr, k_best)), "kappa": k_best}
 
     log_dens = jax.jit(flow_log_density)
-    p0 = init_exp_map_flow(ki, cfg.n_layers, cfg.n_components)
+    p0 = init_exp_map_flow(cfg.n_layers, cfg.n_components, key=ki)
     batch = min(cfg.batch, n_tr)
 
     def sample(k, step):

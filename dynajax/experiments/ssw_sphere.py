@@ -81,15 +81,15 @@ def run_one(key, cfg: SswSphereConfig, means) -> tuple[dict, dict]:
     k0, k1, k2, k3 = jax.random.split(key, 4)
     z = jax.random.normal(k0, (cfg.n, 3))
     clouds = {"init": z / jnp.linalg.norm(z, axis=-1, keepdims=True)}  # uniform on S^2
-    held = sample_vmf_mixture(k3, means, cfg.kappa, cfg.n_eval)
+    held = sample_vmf_mixture(means, cfg.kappa, cfg.n_eval, key=k3)
     wall = {}
     for name, sph in (("ssw", True), ("sw", False)):
         t0 = time.perf_counter()
         clouds[name] = jax.block_until_ready(sphere_sliced_descent(
-            clouds["init"], lambda k: sample_vmf_mixture(k, means, cfg.kappa, cfg.n_target),
+            clouds["init"], lambda k: sample_vmf_mixture(means, cfg.kappa, cfg.n_target, key=k),
             spherical=sph, n_steps=cfg.n_steps, n_proj=cfg.n_proj, lr=cfg.lr, key=k1))
         wall[name] = {"wall_s": time.perf_counter() - t0}
-    clouds["target"] = sample_vmf_mixture(k2, means, cfg.kappa, cfg.n)
+    clouds["target"] = sample_vmf_mixture(means, cfg.kappa, cfg.n, key=k2)
     out = {k: {"nll": float(-jnp.mean(vmf_mixture_logpdf(x, means, cfg.kappa))),
                "w2_geodesic": geodesic_w2(x, held), **wall.get(k, {})} for k, x in clouds.items()}
     return out, {k: np.asarray(x) for k, x in clouds.items()}
@@ -98,7 +98,7 @@ def run_one(key, cfg: SswSphereConfig, means) -> tuple[dict, dict]:
 @register("ssw-sphere", "Sliced gradient flows on S^2 to a vMF mixture: spherical SW vs SW-after-projection "
           "(NLL, geodesic W2)", configs={"demo": DEMO, "quick": QUICK, "full": FULL})
 def run(cfg: SswSphereConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
-    means = uniform_sphere_points(cfg.n_components, cfg.means_seed)
+    means = uniform_sphere_points(cfg.n_components, seed=cfg.means_seed)
     entropy = vmf_mixture_entropy(means, cfg.kappa)
     res = [run_one(k, cfg, means) for k in seed_keys(seeds)]
     rows = [Row(lab, {m: [r[0][k][m] for r in res] for m in res[0][0][k]},

@@ -83,7 +83,7 @@ FULL = SwgfBlrConfig(seeds=3, n=4096, batch=1024, n_outer=20, n_inner=300, n_pro
 def run_one(name: str, seed: int, key, cfg: SwgfBlrConfig) -> dict:
     from sklearn.linear_model import LogisticRegression
 
-    xtr, ytr, xte, yte = load_dataset(name, seed)
+    xtr, ytr, xte, yte = load_dataset(name, seed=seed)
     dim = xtr.shape[1] + 1
     k0, k1, k2 = jax.random.split(key, 3)
     flow = RealNVP(dim, n_layers=cfg.n_layers, hidden=cfg.hidden, max_log_scale=cfg.max_log_scale)

@@ -111,7 +111,7 @@ def _label(meth: str, cfg: FokkerPlanckConfig) -> str:
 
 def run_one(d: int, seed: int, key, cfg: FokkerPlanckConfig) -> dict:
     """All methods on one ``(d, seed)``; metrics keyed by ``symkl_t{t}`` etc."""
-    A, b = ou_problem(d, seed)
+    A, b = ou_problem(d, seed=seed)
     k0, k1, k2, k3 = jax.random.split(jax.random.fold_in(key, d), 4)
     x0 = jax.random.normal(k0, (cfg.n, d))
     Aj, bj = jnp.asarray(A, jnp.float32), jnp.asarray(b, jnp.float32)
@@ -131,16 +131,17 @@ def run_one(d: int, seed: int, key, cfg: FokkerPlanckConfig) -> dict:
         y, ld = push_forward(flow, out.params[:s], z, logp0(z))
         res["nf"][f"symkl_t{t}"] = symmetric_kl_to_fit(y[:cfg.n], m, S)
         res["nf"][f"symkl_paper_t{t}"] = symmetric_kl_flow(
-            y, ld, lambda q, s=s: pull_back_log_density(flow, out.params[:s], q, logp0), m, S, cfg.n_symkl, seed)
+            y, ld, lambda q, s=s: pull_back_log_density(flow, out.params[:s], q, logp0), m, S, cfg.n_symkl,
+            seed=seed)
         exact = np.random.default_rng(seed).multivariate_normal(m, S, size=cfg.n)
         res["exact"][f"symkl_t{t}"] = symmetric_kl_to_fit(exact, m, S)
-        res["exact"][f"symkl_paper_t{t}"] = symmetric_kl_kde(exact, m, S, cfg.n_symkl, seed + 1)
+        res["exact"][f"symkl_paper_t{t}"] = symmetric_kl_kde(exact, m, S, cfg.n_symkl, seed=seed + 1)
         k, t1 = round(t / cfg.em_dt) - done, time.perf_counter()
         x, _ = particle_flow(x, grad_V=lambda v: Aj @ (v - bj), step=cfg.em_dt, n_steps=k, temperature=1.0,
                              key=jax.random.fold_in(k2, done))
         done, em_wall = done + k, em_wall + time.perf_counter() - t1
         res["em"][f"symkl_t{t}"] = symmetric_kl_to_fit(x, m, S)
-        res["em"][f"symkl_paper_t{t}"] = symmetric_kl_kde(x, m, S, cfg.n_symkl, seed + 2)
+        res["em"][f"symkl_paper_t{t}"] = symmetric_kl_kde(x, m, S, cfg.n_symkl, seed=seed + 2)
     res["em"]["wall_s"] = em_wall
     res["nf"][f"kl_density_t{cfg.t_eval[-1]}"] = float(jnp.mean(ld - gaussian_log_density(m, S)(y)))
     res["nf"]["mean_err"] = float(np.linalg.norm(np.asarray(y).mean(0) - m))

@@ -320,7 +320,7 @@ def _sw_bar(x, ys, lam, lr, key, n_steps, n_proj):
         return sum(l * _sw(z, y, None, None, th, 2.0) for y, l in zip(ys, lam))
 
     def step(z, k):
-        th = random_directions(jax.random.fold_in(key, k), n_proj, d, z.dtype)
+        th = random_directions(n_proj, d, z.dtype, key=jax.random.fold_in(key, k))
         return z - lr * 0.5 * z.shape[0] * d * jax.grad(loss)(z, th), None
 
     x, _ = jax.lax.scan(step, x, jnp.arange(n_steps))

@@ -45,7 +45,7 @@ __all__ = [
 DATASETS = ("twonorm", "ringnorm", "waveform", "breast_cancer", "banana_prtools")
 
 
-def breiman_dataset(name: str, n: int, rng: np.random.Generator):
+def breiman_dataset(name: str, n: int, *, rng: np.random.Generator):
     """``n`` points of Breiman's ``twonorm``, ``ringnorm`` or ``waveform``: ``x [n, d]``, ``y [n]`` in {0, 1}.
 
     twonorm: ``N(+-a 1, I)`` in 20-D, ``a = 2 / sqrt(20)``; ringnorm: ``N(0, 4 I)`` vs
@@ -76,7 +76,7 @@ def breiman_dataset(name: str, n: int, rng: np.random.Generator):
     raise ValueError(f"unknown Breiman dataset {name!r}; allowed: twonorm, ringnorm, waveform")
 
 
-def banana_prtools(n: int, rng: np.random.Generator, s: float = 1.0):
+def banana_prtools(n: int, s: float = 1.0, *, rng: np.random.Generator):
     """PRTools ``gendatb`` banana set: ``x [n, 2]``, labels ``y [n]`` in {0, 1}.
 
     Radius ``r = 5``; class A at angles ``pi/8 + 1.25 pi U``, points ``r (sin, cos) + N(0, s^2 I)``;
@@ -92,7 +92,7 @@ def banana_prtools(n: int, rng: np.random.Generator, s: float = 1.0):
     return x, y
 
 
-def load_dataset(name: str, seed: int):
+def load_dataset(name: str, *, seed: int):
     """``(x_train, y_train, x_test, y_test)`` of one of :data:`DATASETS` (float32).
 
     Labels in {-1, +1}; features standardised with the training statistics, intercept column
@@ -109,11 +109,11 @@ def load_dataset(name: str, seed: int):
                                               stratify=data.target, random_state=seed)
     elif name in ("twonorm", "ringnorm", "waveform"):
         n_test = 4600 if name == "waveform" else 7000
-        xtr, ytr = breiman_dataset(name, 400, rng)
-        xte, yte = breiman_dataset(name, n_test, rng)
+        xtr, ytr = breiman_dataset(name, 400, rng=rng)
+        xte, yte = breiman_dataset(name, n_test, rng=rng)
     elif name == "banana_prtools":
-        xtr, ytr = banana_prtools(400, rng)
-        xte, yte = banana_prtools(4900, rng)
+        xtr, ytr = banana_prtools(400, rng=rng)
+        xte, yte = banana_prtools(4900, rng=rng)
     else:
         raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-8

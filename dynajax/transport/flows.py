@@ -487,7 +487,7 @@ def sw_jko(
     d = x0.shape[1]
 
     def distance(y, xk, k):
-        th = random_directions(k, n_proj, d, y.dtype)
+        th = random_directions(n_proj, d, y.dtype, key=k)
         return sliced_wasserstein(y, xk, p=p, projections=th)
 
     return _jko(
@@ -541,7 +541,7 @@ def ssw_jko(
     d = x0.shape[1]
 
     def distance(y, xk, k):
-        U = random_stiefel(k, n_proj, d, y.dtype)
+        U = random_stiefel(n_proj, d, y.dtype, key=k)
         return spherical_sliced_wasserstein(y, xk, p=p, projections=U)
 
     return _jko(
@@ -615,8 +615,8 @@ def sphere_sliced_descent(
     def loss(x, y, k):
         if spherical:  # circle of length one -> radians: (2 pi)^2
             return (2 * jnp.pi) ** 2 * spherical_sliced_wasserstein(
-                x, y, projections=random_stiefel(k, n_proj, d, x.dtype))
-        return sliced_wasserstein(x, y, projections=random_directions(k, n_proj, d, x.dtype))
+                x, y, projections=random_stiefel(n_proj, d, x.dtype, key=k))
+        return sliced_wasserstein(x, y, projections=random_directions(n_proj, d, x.dtype, key=k))
 
     @jax.jit
     def run(x0):

@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 
-def ou_problem(d: int, seed: int, eig_range: tuple[float, float] = (0.5, 2.0)):
+def ou_problem(d: int, eig_range: tuple[float, float] = (0.5, 2.0), *, seed: int):
     """A random OU problem ``(A [d, d], b [d])`` (float64), fixed by ``(d, seed)``.
 
     ``A = Q diag(lambda) Q^T`` with ``Q`` a Haar rotation and ``lambda ~ U[eig_range]``, and
@@ -112,7 +112,7 @@ def _gaussian_logpdf(m, S):
     return multivariate_normal(m, S).logpdf
 
 
-def symmetric_kl_kde(x, m, S, n_mc: int, seed: int) -> float:
+def symmetric_kl_kde(x, m, S, n_mc: int, *, seed: int) -> float:
     """Monte Carlo symmetric KL between ``N(m, S)`` and a Gaussian KDE of samples ``x [n, d]``.
 
     ``E_p[log p - log q] + E_q[log q - log p]`` with ``q`` the ``scipy.stats.gaussian_kde`` of
@@ -129,7 +129,7 @@ def symmetric_kl_kde(x, m, S, n_mc: int, seed: int) -> float:
     return float(np.mean(logp(x1) - kde.logpdf(x1.T)) + np.mean(kde.logpdf(x2.T) - logp(x2)))
 
 
-def symmetric_kl_flow(y, log_q_y, log_q_fn: Callable, m, S, n_mc: int, seed: int) -> float:
+def symmetric_kl_flow(y, log_q_y, log_q_fn: Callable, m, S, n_mc: int, *, seed: int) -> float:
     """Monte Carlo symmetric KL between ``N(m, S)`` and a model ``q`` with an exact density.
 
     ``E_p[log p - log q]`` on ``n_mc`` draws of ``p = N(m, S)`` (numpy ``seed``) plus

@@ -251,7 +251,7 @@ def _descent(x0, target_sampler, key, lr, loss, n_proj, n_chunks, every):
 
     def step(x, j):
         ky, kp = jax.random.split(jax.random.fold_in(key, j))
-        th = random_directions(kp, n_proj, d + (loss == "sw-lorentz"), x.dtype)
+        th = random_directions(n_proj, d + (loss == "sw-lorentz"), x.dtype, key=kp)
         g = jax.grad(objective)(x, target_sampler(ky), th)
         return riemannian_gradient_step(x, g, lr * n, model="poincare"), None
 

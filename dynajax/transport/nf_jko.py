@@ -263,7 +263,7 @@ def nf_sw_jko(
 
     def loss_fn(params, xb, kp):
         y, ld = flow.apply(params, xb)
-        th = random_directions(kp, n_proj, d, xb.dtype)
+        th = random_directions(n_proj, d, xb.dtype, key=kp)
         val = sw_scale * sliced_wasserstein(y, xb, projections=th)
         energy = F(y)  # potential + interaction part
         if temp > 0:

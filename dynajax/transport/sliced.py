@@ -68,7 +68,7 @@ SPHERE_TOL = 1e-4
 # ---------------------------------------------------------------------------------------------
 # projections and validation
 # ---------------------------------------------------------------------------------------------
-def random_directions(key, n_proj: int, d: int, dtype=jnp.float32):
+def random_directions(n_proj: int, d: int, dtype=jnp.float32, *, key):
     """``n_proj`` directions uniform on ``S^{d-1}``, shape ``[n_proj, d]``."""
     n_proj = _validate.integer(n_proj, "n_proj")
     d = _validate.integer(d, "d")
@@ -76,7 +76,7 @@ def random_directions(key, n_proj: int, d: int, dtype=jnp.float32):
     return z / jnp.linalg.norm(z, axis=-1, keepdims=True)
 
 
-def random_stiefel(key, n_proj: int, d: int, dtype=jnp.float32):
+def random_stiefel(n_proj: int, d: int, dtype=jnp.float32, *, key):
     """``n_proj`` uniform 2-frames of ``R^d`` (Stiefel ``V_{d,2}``), shape ``[n_proj, d, 2]``.
 
     QR of Gaussian ``d x 2`` matrices with the signs of ``R``'s diagonal fixed, so the law is
@@ -137,12 +137,12 @@ def _check_projections(projections, key, n_proj, shape, dtype):
 
 def _directions(projections, key, n_proj, d, dtype):
     th = _check_projections(projections, key, n_proj, (d,), dtype)
-    return random_directions(key, n_proj, d, dtype) if th is None else th
+    return random_directions(n_proj, d, dtype, key=key) if th is None else th
 
 
 def _planes(projections, key, n_proj, d, dtype):
     planes = _check_projections(projections, key, n_proj, (d, 2), dtype)
-    return random_stiefel(key, n_proj, d, dtype) if planes is None else planes
+    return random_stiefel(n_proj, d, dtype, key=key) if planes is None else planes
 
 
 def _projected_costs(xp, yp, a, b, p):

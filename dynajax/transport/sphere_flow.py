@@ -46,7 +46,7 @@ BETA_MIN = 1e-3
 LOG_AREA = math.log(4 * math.pi)
 
 
-def init_exp_map_flow(key, n_layers: int, n_components: int, beta_init: float = 3.0):
+def init_exp_map_flow(n_layers: int, n_components: int, beta_init: float = 3.0, *, key):
     """Random parameters: centres uniform on ``S^2``, small ``alpha``, ``beta ~ beta_init``."""
     if n_layers < 1 or n_components < 1:
         raise ValueError(f"need n_layers >= 1 and n_components >= 1, got {n_layers}, {n_components}")

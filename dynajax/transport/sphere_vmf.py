@@ -78,7 +78,7 @@ def _mixture_logpdf(x, mu, kap, w):
     return jax.scipy.special.logsumexp(lp, axis=-1)
 
 
-def sample_vmf_mixture(key, means, kappas, n: int, weights=None):
+def sample_vmf_mixture(means, kappas, n: int, weights=None, *, key):
     """``n`` exact samples ``[n, 3]`` of the vMF mixture (see the module doc)."""
     means, kappas, weights = _check_mixture(means, kappas, weights)
     if n < 1:
@@ -146,7 +146,7 @@ def vmf_kde_logpdf(x, centres, kappa: float, chunk: int = 2048):
 # ---------------------------------------------------------------------------------------------
 # points, coordinates, quadrature and exact transport on S^2
 # ---------------------------------------------------------------------------------------------
-def uniform_sphere_points(n: int, seed: int = 0) -> np.ndarray:
+def uniform_sphere_points(n: int, *, seed: int = 0) -> np.ndarray:
     """``n`` i.i.d. uniform points ``[n, 3]`` on ``S^2`` (normalised Gaussians, numpy ``seed``)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")

@@ -180,7 +180,7 @@ def test_ssw_jko_decreases_ssw_to_target(p):
     )
     assert snaps.shape == (7, n, 3)
     np.testing.assert_allclose(np.linalg.norm(snaps, axis=-1), 1.0, atol=1e-5)
-    U = random_stiefel(jax.random.PRNGKey(7), 100, 3)
+    U = random_stiefel(100, 3, key=jax.random.PRNGKey(7))
     ssw_fn = jax.jit(
         lambda s, t: spherical_sliced_wasserstein(s, t, p=1, projections=U)
     )

@@ -26,7 +26,7 @@ def _assert_record(m, n_checks):
 
 def test_ou_solution_solves_the_moment_odes():
     # Fokker-Planck with V = (x-b)^T A (x-b)/2: m' = -A (m - b), S' = -A S - S A + 2 I
-    A, b = fpl.ou_problem(3, 0)
+    A, b = fpl.ou_problem(3, seed=0)
     t, eps = 0.3, 1e-5
     m, S = fpl.ou_solution(A, b, t)
     mp, Sp = fpl.ou_solution(A, b, t + eps)
@@ -62,12 +62,12 @@ def test_symmetric_kl_estimators():
 
     logq = multivariate_normal(m, S).logpdf
     y = rng.multivariate_normal(m, S, size=5000)
-    assert abs(fpl.symmetric_kl_flow(y, logq(y), logq, m, S, 5000, 1)) < 1e-6  # float32 queries
+    assert abs(fpl.symmetric_kl_flow(y, logq(y), logq, m, S, 5000, seed=1)) < 1e-6  # float32 queries
     wide = multivariate_normal(m, 2 * S).logpdf  # q = N(m, 2 S): symmetric KL = d / 4
     yw = rng.multivariate_normal(m, 2 * S, size=20000)
-    assert abs(fpl.symmetric_kl_flow(yw, wide(yw), wide, m, S, 20000, 2) - 0.5) < 0.05
+    assert abs(fpl.symmetric_kl_flow(yw, wide(yw), wide, m, S, 20000, seed=2) - 0.5) < 0.05
     # KDE of exact samples: small, positive smoothing bias
-    kde = fpl.symmetric_kl_kde(x[:2000], m, S, 3000, 3)
+    kde = fpl.symmetric_kl_kde(x[:2000], m, S, 3000, seed=3)
     assert 0 < kde < 0.1
     with pytest.raises(ValueError):
         fpl.symmetric_kl_to_fit(x[:2], m, S)
@@ -94,7 +94,7 @@ def test_swgf_fokker_planck_tiny(tmp_path):
 
 
 def test_sphere_sliced_descent_moves_to_the_target(rng):
-    means = uniform_sphere_points(2, 3)
+    means = uniform_sphere_points(2, seed=3)
     z = jax.random.normal(rng, (64, 3))
     x0 = z / jnp.linalg.norm(z, axis=1, keepdims=True)
 
@@ -102,7 +102,7 @@ def test_sphere_sliced_descent_moves_to_the_target(rng):
         return float(-jnp.mean(vmf_mixture_logpdf(p, means, 20.0)))
 
     for spherical in (True, False):
-        x = sphere_sliced_descent(x0, lambda k: sample_vmf_mixture(k, means, 20.0, 64), spherical=spherical,
+        x = sphere_sliced_descent(x0, lambda k: sample_vmf_mixture(means, 20.0, 64, key=k), spherical=spherical,
                                   n_steps=30, n_proj=20, lr=0.1, key=rng)
         np.testing.assert_allclose(np.linalg.norm(np.asarray(x), axis=1), 1.0, atol=1e-5)
         assert nll(x) < nll(x0) - 1.0
@@ -128,7 +128,7 @@ def test_ssw_sphere_tiny(tmp_path):
 
 
 def test_blr_posterior_and_datasets():
-    xtr, ytr, xte, _ = blr.load_dataset("twonorm", 0)
+    xtr, ytr, xte, _ = blr.load_dataset("twonorm", seed=0)
     assert xtr.shape == (400, 21) and xte.shape == (7000, 21) and set(np.unique(ytr)) == {-1.0, 1.0}
     np.testing.assert_allclose(xtr[:, :-1].mean(0), 0.0, atol=1e-5)
     logp = blr.log_posterior(xtr[:50], ytr[:50])
@@ -138,14 +138,14 @@ def test_blr_posterior_and_datasets():
     ref = (-np.sum(np.log1p(np.exp(-z))) + 0.5 * 21 * la - 0.5 * math.exp(la) * w @ w
            - 0.01 * math.exp(la) + la)
     np.testing.assert_allclose(float(logp(jnp.asarray(theta))), ref, rtol=1e-5)
-    xw, yw, _, _ = blr.load_dataset("waveform", 0)
+    xw, yw, _, _ = blr.load_dataset("waveform", seed=0)
     assert xw.shape[1] == 22 and 0.2 < np.mean(yw > 0) < 0.5  # class 0 vs rest: about 1/3
     # the predictive classifier of a point mass at w is the sign of w^T x
     theta = np.concatenate([np.ones(21), [0.0]])[None].astype(np.float32)
     acc = blr.predictive_accuracy(theta, xte, np.sign(xte @ theta[0, :-1]))
     assert acc == 1.0
     with pytest.raises(ValueError, match="unknown dataset"):
-        blr.load_dataset("covtype", 0)
+        blr.load_dataset("covtype", seed=0)
 
 
 @pytest.mark.slow
@@ -168,7 +168,7 @@ def test_swgf_blr_tiny(tmp_path):
 
 def test_banana_prtools_follows_gendatb():
     rng = np.random.default_rng(0)
-    x, y = blr.banana_prtools(40000, rng, s=0.0)  # noise-free: points on the two arcs
+    x, y = blr.banana_prtools(40000, s=0.0, rng=rng)  # noise-free: points on the two arcs
     a, b = x[y == 0], x[y == 1] + 3.75
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 5.0, rtol=1e-12)
     np.testing.assert_allclose(np.linalg.norm(b, axis=1), 5.0, rtol=1e-12)
@@ -177,7 +177,7 @@ def test_banana_prtools_follows_gendatb():
     # uniform along the arc: the mean angle is the midpoint 0.75 pi
     assert abs(ang_a.mean() - 0.75 * np.pi) < 0.02
     assert abs(np.mean(y) - 0.5) < 0.01
-    x1, _ = blr.banana_prtools(40000, np.random.default_rng(0), s=1.0)
+    x1, _ = blr.banana_prtools(40000, s=1.0, rng=np.random.default_rng(0))
     np.testing.assert_allclose(np.std(x1 - x, axis=0), 1.0, atol=0.02)  # same draws + N(0, 1)
-    xtr, _, xte, _ = blr.load_dataset("banana_prtools", 0)
+    xtr, _, xte, _ = blr.load_dataset("banana_prtools", seed=0)
     assert xtr.shape == (400, 3) and xte.shape == (4900, 3)

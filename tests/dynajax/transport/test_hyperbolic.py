@@ -201,7 +201,7 @@ def test_weights_are_repeated_points_and_keys_draw_random_directions():
         key = jax.random.key(4)
         np.testing.assert_allclose(
             HS.hyperbolic_sliced_wasserstein(x, y, key=key, n_proj=7, **kw),
-            HS.hyperbolic_sliced_wasserstein(x, y, projections=random_directions(key, 7, 2), **kw),
+            HS.hyperbolic_sliced_wasserstein(x, y, projections=random_directions(7, 2, key=key), **kw),
             rtol=1e-6,
         )
 

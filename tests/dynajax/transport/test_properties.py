@@ -69,7 +69,7 @@ def weights(draw, n):
 
 
 def _projections(d, k=4):
-    return random_directions(jax.random.PRNGKey(d), k, d)
+    return random_directions(k, d, key=jax.random.PRNGKey(d))
 
 
 def _scale(x, y):
@@ -163,7 +163,7 @@ _SSW_GRAD, _SSW_DISTANCE_GRAD = (
 @given(xy=sphere_clouds())
 def test_spherical_sliced_invariants_and_gradients(p, xy):
     x, y = xy
-    planes = random_stiefel(jax.random.PRNGKey(x.shape[1]), 3, x.shape[1])
+    planes = random_stiefel(3, x.shape[1], key=jax.random.PRNGKey(x.shape[1]))
     ssw = lambda a, b: spherical_sliced_wasserstein(a, b, p=p, projections=planes)
     dxy, dyx, dxx = (float(ssw(a, b)) for a, b in ((x, y), (y, x), (x, x)))
     assert all(math.isfinite(v) for v in (dxy, dyx, dxx))
@@ -313,7 +313,7 @@ CASES = {
     "ssw_p": ("p", BAD_P, lambda v: spherical_sliced_wasserstein(S, S, p=v, key=KEY)),
     "ssw_n_iter": ("n_iter", BAD_COUNT, lambda v: spherical_sliced_wasserstein(S, S[:M], key=KEY, n_iter=v)),
     "ssw_x": ("x", BAD_POINTS, lambda v: spherical_sliced_wasserstein(v, S, key=KEY)),
-    "random_directions": ("n_proj", BAD_COUNT, lambda v: random_directions(KEY, v, 3)),
+    "random_directions": ("n_proj", BAD_COUNT, lambda v: random_directions(v, 3, key=KEY)),
     "w1d_p": ("p", BAD_P, lambda v: wasserstein_1d(X[:, 0], Y[:, 0], p=v)),
     "w1d_u_weights": ("u_weights", BAD_WEIGHTS, lambda v: wasserstein_1d(X[:, 0], Y[:, 0], v)),
     "wcircle_n_iter": ("n_iter", BAD_COUNT, lambda v: wasserstein_circle(X[:, 0] % 1, Y[:, 0] % 1, n_iter=v)),

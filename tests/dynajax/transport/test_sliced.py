@@ -30,18 +30,18 @@ def _sphere(seed, n, d=3):
 
 
 def _proj(seed, k=16, d=3):
-    return np.asarray(S.random_directions(jax.random.key(seed), k, d))
+    return np.asarray(S.random_directions(k, d, key=jax.random.key(seed)))
 
 
 def _planes(seed, k=16, d=3):
-    return np.asarray(S.random_stiefel(jax.random.key(seed), k, d))
+    return np.asarray(S.random_stiefel(k, d, key=jax.random.key(seed)))
 
 
 # --------------------------------------------------------------------------------------------
 def test_random_projection_laws():
-    th = S.random_directions(jax.random.key(0), 64, 5)
+    th = S.random_directions(64, 5, key=jax.random.key(0))
     np.testing.assert_allclose(jnp.linalg.norm(th, axis=1), 1.0, rtol=1e-5)
-    U = S.random_stiefel(jax.random.key(1), 64, 5)
+    U = S.random_stiefel(64, 5, key=jax.random.key(1))
     np.testing.assert_allclose(
         jnp.einsum("kdi,kdj->kij", U, U),
         np.broadcast_to(np.eye(2), (64, 2, 2)),

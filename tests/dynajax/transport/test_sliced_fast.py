@@ -97,7 +97,7 @@ def test_ssw_same_value_and_gradient_with_and_without_host_kernels(monkeypatch):
     x, y = r.normal(size=(30, 3)), r.normal(size=(30, 3)) + 0.5
     x = jnp.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), jnp.float32)
     y = jnp.asarray(y / np.linalg.norm(y, axis=1, keepdims=True), jnp.float32)
-    U = random_stiefel(jax.random.key(0), 16, 3)
+    U = random_stiefel(16, 3, key=jax.random.key(0))
     out = {}
     for mode in ("0", "1"):
         monkeypatch.setenv(one_d.HOST_KERNELS_ENV, mode)

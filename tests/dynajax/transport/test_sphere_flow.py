@@ -14,7 +14,7 @@ from dynajax.transport import sphere_vmf as vmf
 
 
 def _nontrivial_params(key, n_layers=3, n_components=5):
-    p = sf.init_exp_map_flow(key, n_layers, n_components)
+    p = sf.init_exp_map_flow(n_layers, n_components, key=key)
     # push alpha to sum close to 1 and sharpen the bumps: far from the identity
     return {**p, "raw_alpha": p["raw_alpha"].at[:, -1].set(-2.0), "raw_beta": p["raw_beta"] + 2.0}
 
@@ -64,7 +64,7 @@ def test_logdet_matches_finite_differences_and_density_has_unit_mass(rng):
 
 
 def test_constraints_and_validation(rng):
-    p = sf.init_exp_map_flow(rng, 2, 4)
+    p = sf.init_exp_map_flow(2, 4, key=rng)
     mu, alpha, beta = sf.layer_constraints(jax.tree.map(lambda a: a[0], p))
     np.testing.assert_allclose(np.linalg.norm(np.asarray(mu), axis=1), 1.0, rtol=1e-6)
     assert float(jnp.sum(alpha)) < 1.0 and bool(jnp.all(alpha >= 0)) and bool(jnp.all(beta > 0))
@@ -73,7 +73,7 @@ def test_constraints_and_validation(rng):
     with pytest.raises(ValueError, match="shape"):
         sf.flow_forward(p, np.ones((3, 2), np.float32))
     with pytest.raises(ValueError):
-        sf.init_exp_map_flow(rng, 0, 3)
+        sf.init_exp_map_flow(0, 3, key=rng)
 
 
 def test_vmf_mixture_sampler_density_and_fit(rng):
@@ -85,7 +85,7 @@ def test_vmf_mixture_sampler_density_and_fit(rng):
     assert abs(mass - 1.0) < 5e-3
     # one component: mean resultant length coth(k) - 1/k, and the fit recovers kappa
     mu = np.array([[0.0, 0.6, 0.8]])
-    x = np.asarray(vmf.sample_vmf_mixture(rng, mu, 12.0, 20000))
+    x = np.asarray(vmf.sample_vmf_mixture(mu, 12.0, 20000, key=rng))
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
     r = np.linalg.norm(x.mean(0))
     assert abs(r - (1 / math.tanh(12.0) - 1 / 12.0)) < 5e-3
@@ -93,7 +93,7 @@ def test_vmf_mixture_sampler_density_and_fit(rng):
     assert np.dot(m_hat, mu[0]) > 0.999 and abs(k_hat - 12.0) < 0.5
     # mixture weights are respected: the fraction of samples near each centre
     two = np.array([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]])
-    xs = np.asarray(vmf.sample_vmf_mixture(jax.random.fold_in(rng, 1), two, 20.0, 20000, [1.0, 3.0]))
+    xs = np.asarray(vmf.sample_vmf_mixture(two, 20.0, 20000, [1.0, 3.0], key=jax.random.fold_in(rng, 1)))
     assert abs(np.mean(xs[:, 2] > 0) - 0.25) < 0.015  # P(wrong hemisphere) ~ exp(-40)
     with pytest.raises(ValueError):
         vmf.vmf_mixture_logpdf(grid, means, -1.0)
@@ -112,13 +112,13 @@ def test_entropy_coordinates_and_geodesic_w2(rng):
         h = -float(vmf.vmf_log_normaliser(kappa)) - kappa * (1 / math.tanh(kappa) - 1 / kappa - 1)
         assert abs(vmf.vmf_mixture_entropy([[0.0, 0.0, 1.0]], kappa) - h) < 1e-3
     # a mixture's entropy is what its own samples score on average
-    means = vmf.uniform_sphere_points(4, 1)
-    x = vmf.sample_vmf_mixture(rng, means, 12.0, 40000)
+    means = vmf.uniform_sphere_points(4, seed=1)
+    x = vmf.sample_vmf_mixture(means, 12.0, 40000, key=rng)
     nll = -float(jnp.mean(vmf.vmf_mixture_logpdf(x, means, 12.0)))
     assert abs(nll - vmf.vmf_mixture_entropy(means, 12.0)) < 0.02
-    u = vmf.uniform_sphere_points(500, 2)
+    u = vmf.uniform_sphere_points(500, seed=2)
     np.testing.assert_allclose(np.linalg.norm(u, axis=1), 1.0, rtol=1e-12)
-    np.testing.assert_array_equal(u, vmf.uniform_sphere_points(500, 2))
+    np.testing.assert_array_equal(u, vmf.uniform_sphere_points(500, seed=2))
     lat, lon = vmf.unit_to_latlon(u)
     np.testing.assert_allclose(vmf.latlon_to_unit(lat, lon), u, atol=1e-12)
     np.testing.assert_allclose(vmf.latlon_to_unit(90.0, 10.0), [0.0, 0.0, 1.0], atol=1e-12)
