@@ -9,10 +9,9 @@ import jupytext
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.py"))
-# The tours that train models take 20-50 s each on 2 cores; `make test` leaves them to
-# `make test-all` (the slow marker) to stay under 10 minutes.
-TRAINING_TOURS = {"04_aphynity_tour", "05_leads_tour", "06_hidden_tour", "07_least_action_tour", "09_arch_tour"}
-PARAMS = [pytest.param(p, marks=pytest.mark.slow) if p.stem in TRAINING_TOURS else p for p in NOTEBOOKS]
+# Each tour is a fresh process of 10-50 s on 2 cores (imports, compiles, training): `make test`
+# leaves them to `make test-all` and `make notebooks` (the slow marker) to stay under 5 minutes.
+PARAMS = [pytest.param(p, marks=pytest.mark.slow) for p in NOTEBOOKS]
 
 
 def test_there_are_notebooks():

@@ -295,6 +295,7 @@ def test_quick_suite_contains_solver_convergence():
     assert {"aphynity-rd", "leads-gs"} <= set(gpu) and "solver-convergence" not in gpu
 
 
+@pytest.mark.slow
 def test_solver_convergence_end_to_end(tmp_path):
     """`python -m dynajax reproduce solver-convergence` writes orders within 0.2 of theory."""
     proc = subprocess.run(

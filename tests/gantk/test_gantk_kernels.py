@@ -82,6 +82,7 @@ def test_symmetric_psd(rng):
             assert np.linalg.eigvalsh(np.asarray(k)).min() > -1e-9, name
 
 
+@pytest.mark.slow
 def test_empirical_ntk_of_wide_network_converges(rng):
     # Monte-Carlo: empirical NTKs J J^T of NTK-parameterised width-w nets scatter around
     # Theta with a spread ~ 1/sqrt(w), and their mean is Theta.

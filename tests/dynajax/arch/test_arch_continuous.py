@@ -52,6 +52,7 @@ def test_discretize_gradient_is_the_exact_gradient_of_the_resnet(rng):
         np.testing.assert_allclose(flow, resnet, rtol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:integrate.backend=.auto.. falls back to diffrax")  # dt traced on purpose
 def test_backsolve_converges_to_discretize_as_dt_shrinks(rng):
     with jax.enable_x64(True):

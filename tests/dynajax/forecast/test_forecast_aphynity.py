@@ -131,6 +131,7 @@ def test_derivative_loss_vanishes_for_the_exact_field_of_a_quadratic_trajectory(
     np.testing.assert_allclose(aph.derivative_mse(model, params, jnp.asarray(y), t), 0.01, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_uzawa_multiplier_grows_while_the_constraint_is_violated(rng):
     fam = pendulum.FAMILIES["frictionless"]
     model = aph.Aphynity(fam, MLP((8, 2)))
@@ -178,6 +179,7 @@ def test_aphynity_converges_to_the_min_norm_decomposition_on_the_linearised_pend
     assert a_star < 0.0
 
 
+@pytest.mark.slow
 def test_geomean_validation_criterion_scores_the_kept_parameters(rng):
     # the recorded best validation value is the geometric mean over validation trajectories of
     # the kept parameters' per-trajectory MSE, and no other checkpoint scores lower on it
@@ -266,6 +268,6 @@ def test_train_grid_picks_the_rate_that_fits_and_matches_a_separate_run(rng):
     assert res.index == 1 and res.point == (0.1, None) and res.mean_log_val[1] < res.mean_log_val[0]
     assert res.best_val.shape == (2,) and res.params["physical"]["k"].shape == (2,)
     alone = aph.train(model, states[:2], states[2:], ts, dataclasses.replace(cfg, lr=0.1), keys=keys)
-    np.testing.assert_allclose(res.best_val, alone.best_val, rtol=1e-6)
+    np.testing.assert_allclose(res.best_val, alone.best_val, rtol=1e-5)  # vmapped grid vs one run: fusion may differ
     with pytest.raises(ValueError, match="every grid point or for none"):
         aph.train_grid(model, states[:2], states[2:], ts, cfg, [(1e-3, None), (1e-3, 1e-2)], keys=keys)

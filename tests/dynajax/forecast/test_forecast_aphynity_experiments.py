@@ -88,6 +88,7 @@ def test_aphynity_pde_experiments_tiny(tmp_path):
         assert (tmp_path / name / f"aphynity_{name.split('-')[1]}.png").stat().st_size > 5_000
 
 
+@pytest.mark.slow
 def test_gated_convnet_starts_at_the_physical_rollout(rng):
     # the quick wave's zero-gated F_a: at initialisation APHYNITY started from given physical
     # parameters rolls out exactly as the physics-only model, and the gate gets a gradient

@@ -53,6 +53,7 @@ def _linear_windows(key, n, T, A, dt=0.2):
     return hd.windows(states, [0], T + 1, 1)  # context K = 1, observe channel 0 only
 
 
+@pytest.mark.slow
 def test_fit_keeps_the_best_validation_across_curriculum_stages(rng):
     A = jnp.array([[-0.3, 1.0], [-1.0, -0.1]])
     k1, k2, k3 = jax.random.split(rng, 3)
@@ -73,6 +74,7 @@ def test_fit_keeps_the_best_validation_across_curriculum_stages(rng):
                batch_size=2, val_every=1)
 
 
+@pytest.mark.slow
 def test_pkni_trains_and_rolls_out(rng):
     frames = jax.random.uniform(rng, (4, 6, 1, 8, 8))
     train_w = {"obs": np.asarray(frames), "x0": np.zeros((4, 1, 8, 8), np.float32)}
@@ -87,6 +89,7 @@ def test_pkni_trains_and_rolls_out(rng):
         fit_pkni(net, train_w, train_w, key=rng, n_context=6, steps=1, lr=1e-3, batch_size=2, val_every=1)
 
 
+@pytest.mark.slow
 def test_restructuring_regressor_learns_a_pixelwise_map(rng):
     x = jax.random.normal(rng, (64, 3, 8, 8))
     y = jnp.stack([x[:, 0] - x[:, 2], 0.5 * x[:, 1]], axis=1)  # a per-pixel linear map of the channels

@@ -100,6 +100,7 @@ def test_leads_training_fits_and_adaptation_keeps_f_bit_identical(rng):
     jax.tree_util.tree_map(np.testing.assert_array_equal, f, f_before)
 
 
+@pytest.mark.slow
 def test_groups_select_their_own_best_step(rng):
     # three independent groups of N_ENV environments (scaled data, so their validation curves
     # differ): each group keeps the parameters of its own lowest validation

@@ -27,6 +27,7 @@ def _keys(rng, n=2):
     return jax.vmap(lambda s: jax.random.fold_in(rng, s))(jnp.arange(n))
 
 
+@pytest.mark.slow
 def test_compare_variants_one_field_cannot_fit_several_rates(rng):
     x = _data(rng, [-0.2, -0.8, -1.4])
     out = compare_variants(("one_for_all", "leads_no_min"), _net(), x, x, [x], dt=DT, n_steps=300, keys=_keys(rng),

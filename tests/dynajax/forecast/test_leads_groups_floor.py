@@ -59,6 +59,7 @@ def test_grouped_is_consecutive():
         grouped(x, 1, n_env=11)
 
 
+@pytest.mark.slow
 def test_group_mse_trains_every_group(rng):
     """du/dt = a_e u with a different rate per environment: each group's f + g_e fits its own."""
     rates = -0.2 * jnp.arange(1, 5.0)  # 4 environments

@@ -98,6 +98,7 @@ def test_spec_calibration_with_the_released_codes_initial_conditions():
     assert np.log(F.rollout_mse(fam, fit.params, data["test"], times)) == pytest.approx(-0.11, abs=0.1)
 
 
+@pytest.mark.slow
 def test_lotka_volterra_four_parameter_fit():
     ds = LV.generate("train", envs=[9], n_per_env=4, cache=False)
     fam = LV.SYSTEM.family("complete")

@@ -66,6 +66,7 @@ def test_families_decompose_the_true_field(rng):
     np.testing.assert_allclose(rd.from_unconstrained(rd.to_unconstrained(4e-3)), 4e-3, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_calibration_true_pde_matches_the_thesis():
     """Table 3.4 'True PDE': RK4 (3/8) with one step per frame against the data.
 

@@ -90,6 +90,7 @@ def test_fields_are_the_aphynity_code(rng):
     assert wave.FAMILIES["undamped"].param_names == ("c",)
 
 
+@pytest.mark.slow
 def test_calibration_true_pde_matches_the_thesis():
     """Table 3.4 'True PDE' (ln MSE -4.66 +- 0.30; spec 4.3: -4.84 centred, -4.55 random centre).
 

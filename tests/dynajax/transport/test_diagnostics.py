@@ -16,6 +16,7 @@ def _translation_flow(n=40, d=2, k=5, seed=0):
     return x, b, states
 
 
+@pytest.mark.slow
 def test_translation_flow_is_optimal():
     x, b, states = _translation_flow()
     b2 = float(jnp.sum(b**2))

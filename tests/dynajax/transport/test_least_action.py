@@ -115,6 +115,7 @@ def test_schedules():
         trgl_taus(0.0, 4)
 
 
+@pytest.mark.slow
 def test_penalised_translation_lands_near_gaussian_monge_map():
     """N(0, I) -> N(m, S): MMD + kinetic energy finds the closed-form Monge map."""
     m, s = jnp.array([2.0, 0.0]), jnp.array([[1.5, 0.3], [0.3, 0.6]])
@@ -145,6 +146,7 @@ def test_penalised_translation_lands_near_gaussian_monge_map():
     assert dist < 0.2, (dist, start)
 
 
+@pytest.mark.slow
 def test_trgl_module_losses_give_per_module_gradients(rng):
     kx, ky = jax.random.split(rng)
     x = jax.random.normal(kx, (16, 6))

@@ -51,6 +51,7 @@ def test_realnvp_logdet_matches_autodiff_jacobian(rng):
     np.testing.assert_allclose(ldi, -ld, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_jko_step_potential_moves_at_implicit_euler_rate(rng):
     # V = |x - b|^2 / 2, mu_0 = N(m0, s^2 I). The contraction T(x) = b + (1 - c)(x - b) gives
     # SW_2^2(T#mu, mu) = c^2 E|x - b|^2 / d exactly, so the JKO step minimises
