@@ -443,6 +443,8 @@ def gaussian_w2(
     return _gaussian_w2_core(m1, s1, m2, s2)
 
 
+# Not ott's Gaussian.w2_dist: with ott-jax 0.6 it returns NaN (value and gradient) when a
+# covariance is singular, a case this factorisation handles (tests/dynajax/transport/test_properties.py).
 @jax.jit
 def _gaussian_w2_core(m1, s1, m2, s2):
     s1, s2 = _sym(s1), _sym(s2)
