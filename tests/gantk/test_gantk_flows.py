@@ -100,9 +100,11 @@ def test_cli_flow_never_overwrites_and_resumes_only_the_same_run(tmp_path, capsy
     assert "corrupted or truncated" in capsys.readouterr().err
 
 
-def test_cli_flow_finite_width_resume_is_exact(tmp_path):
+@pytest.mark.parametrize("setting", [["--kernel", "rbf"], ["--kernel", "relu", "--width", "16", "--reset"]],
+                         ids=["infinite", "finite"])
+def test_cli_flow_resume_is_exact(tmp_path, setting):
     # a re-initialised finite discriminator draws from the PRNG key every step: resuming restores it
-    common = ["--kernel", "relu", "--width", "16", "--reset", "--steps"]
+    common = [*setting, "--steps"]
     assert main(_flow_args(tmp_path / "a", *common, "20")) == 0
     assert main(_flow_args(tmp_path / "b", *common, "10")) == 0
     assert main(_flow_args(tmp_path / "b", *common, "20", "--resume")) == 0
