@@ -170,6 +170,7 @@ def test_register_rejects_all_and_duplicates(fake_workloads):
         harness.register("fake", "again")(lambda ctx: [])
 
 
+@pytest.mark.slow
 def test_integrate_is_registered_and_import_needs_no_torch():
     assert "integrate" in benchmarks.WORKLOADS
     code = "import sys, benchmarks; assert 'torch' not in sys.modules; print(sorted(benchmarks.WORKLOADS))"
@@ -178,6 +179,7 @@ def test_integrate_is_registered_and_import_needs_no_torch():
     assert "integrate" in res.stdout
 
 
+@pytest.mark.slow
 def test_sliced_is_registered_and_import_needs_no_pot():
     assert "sliced" in benchmarks.WORKLOADS
     code = "import sys, benchmarks; assert 'ot' not in sys.modules; print(sorted(benchmarks.WORKLOADS))"

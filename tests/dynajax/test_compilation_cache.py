@@ -15,6 +15,7 @@ print(float(f(jnp.ones((64, 64))).sum()))
 """
 
 
+@pytest.mark.slow
 def test_second_process_reuses_the_compiled_program(tmp_path):
     cache = tmp_path / "jax-compile"
 

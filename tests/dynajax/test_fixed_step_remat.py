@@ -39,6 +39,7 @@ def _loop_rollout(p, y0, n, substeps, interval):
     return jnp.stack(ys)
 
 
+@pytest.mark.slow
 def test_rollout_values_and_gradients_equal_a_plain_loop_for_every_remat(rng):
     p = _params(rng)
     y0 = jax.random.normal(jax.random.fold_in(rng, 1), (B, D))

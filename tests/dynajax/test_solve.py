@@ -255,6 +255,7 @@ def test_gradients_match_finite_differences_and_closed_form(adjoint, steps, fd_r
 # ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_vmap_over_initial_conditions_equals_loop(rng):
     batch = jax.random.uniform(rng, (4, 2), minval=0.05, maxval=0.95)
     ts = jnp.linspace(0.0, 1.0, 4)

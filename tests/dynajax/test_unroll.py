@@ -56,6 +56,7 @@ def test_auto_rollout_equals_rolled_rollout():
     np.testing.assert_allclose(np.asarray(auto), np.asarray(rolled), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_integrate_warns_when_traced_ts_forces_diffrax():
     @jax.jit
     def solve(y0):

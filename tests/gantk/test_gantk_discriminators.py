@@ -93,6 +93,7 @@ def test_phi_and_gan_first_order(rng):
         np.testing.assert_allclose(d.F, ref, rtol=0, atol=1e-3 * float(jnp.max(jnp.abs(ref))))
 
 
+@pytest.mark.slow
 def test_finite_antisymmetric_step_follows_empirical_ntk(rng):
     with jax.enable_x64(True):
         xf, xr = _sets(rng, 5, 4)

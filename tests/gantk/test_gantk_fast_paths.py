@@ -162,6 +162,7 @@ _WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_sharded_ipm_step_equals_unsharded_step():
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
     env.update(XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu",

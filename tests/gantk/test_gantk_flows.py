@@ -64,6 +64,7 @@ def test_half_w2_of_a_shift():
     assert abs(metrics.half_w2(x, x + np.array([0.3, 0.4])) - 0.125) < 1e-9
 
 
+@pytest.mark.slow
 def test_cli_kernel_and_resumable_flow(tmp_path, capsys):
     assert main(["kernel", "--kernel", "relu", "--points", "0,0", "1,0"]) == 0
     assert "2.25" in capsys.readouterr().out

@@ -19,6 +19,7 @@ def _pendulum_y0(rng, n=4):
     return jnp.asarray(pendulum.sample_initial(n, key=rng), jnp.float32)
 
 
+@pytest.mark.slow
 def test_zero_augmentation_is_the_physical_rollout(rng):
     fam = pendulum.FAMILIES["complete"]
     y0 = _pendulum_y0(rng)

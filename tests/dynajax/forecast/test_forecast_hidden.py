@@ -23,6 +23,7 @@ class PixelLinear(nn.Module):
         return jnp.einsum("cd,...dhw->...chw", a, x)
 
 
+@pytest.mark.slow
 def test_identity_observation_recovers_a_linear_field(rng):
     A = jnp.array([[-0.5, 1.0], [-1.0, -0.2]])
     k1, k2 = jax.random.split(rng)
@@ -45,6 +46,7 @@ def test_identity_observation_recovers_a_linear_field(rng):
     np.testing.assert_allclose(state.params["field"]["params"]["A"], A, atol=5e-3)
 
 
+@pytest.mark.slow
 def test_scheduled_sampling_and_initial_states(rng):
     H = hd.ChannelProjection([0], 3)
     model = hd.HiddenModel(PixelLinear(), H, estimator=PixelLinear(3), setting="joint", n_context=1,
@@ -107,6 +109,7 @@ def test_unroll_rule_follows_convolutions(rng):
     assert jax.eval_shape(UNet(2, width=2, depth=1).init_with_output, rng, x)[0].shape == (2, 8, 8)
 
 
+@pytest.mark.slow
 def test_resnet_activation_option(rng):
     x = jax.random.normal(rng, (3, 8, 8))
     relu, gelu = ResNet(3, width=4, n_down=1, n_blocks=1), ResNet(3, width=4, n_down=1, n_blocks=1, activation="gelu")

@@ -20,6 +20,7 @@ class Affine(nn.Module):
         return 2 * x + 1
 
 
+@pytest.mark.slow
 def test_scar_channel_is_constant_and_windows_line_up(rng):
     with pytest.raises(ValueError, match="padding"):
         ResNet(3, padding="ZEROS").init(rng, jnp.zeros((3, 8, 8)))

@@ -26,6 +26,7 @@ def _states(rng, n_traj=2):
     return jnp.transpose(sol, (0, 3, 1, 2))  # [env, traj, time, dim]
 
 
+@pytest.mark.slow
 def test_penalty_equals_its_definition_on_linear_g(rng):
     lam, alpha = 7.0, 0.3
     model = _model(lam=lam, alpha=alpha, n_power_iter=200)
@@ -46,6 +47,7 @@ def test_penalty_equals_its_definition_on_linear_g(rng):
     np.testing.assert_allclose(float(pen_f), np.sum(w**2) / lam, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_environment_vmap_equals_a_loop(rng):
     model = _model()
     params = leads.init_params(model, jnp.zeros(DIM), key=rng)
@@ -85,6 +87,7 @@ def test_scheduled_sampling_extremes(rng):
     assert float(leads.scheduled_sampling_eps(25)) == pytest.approx(0.99**2)
 
 
+@pytest.mark.slow
 def test_leads_training_fits_and_adaptation_keeps_f_bit_identical(rng):
     states = _states(rng)
     model = _model(lam=1e3, alpha=1e-3)

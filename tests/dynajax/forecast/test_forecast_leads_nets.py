@@ -10,6 +10,7 @@ from dynajax.forecast.leads_nets import GridField, conv_field, fno_field, linear
 from dynajax.nn import ConvNet
 
 
+@pytest.mark.slow
 def test_grid_field_is_the_inner_net_on_channels_last(rng):
     inner = ConvNet((3, 2), padding="circular", activation="swish")
     x = jax.random.normal(rng, (4, 5, 2, 8, 8))  # [env, traj, C, H, W]
@@ -20,6 +21,7 @@ def test_grid_field_is_the_inner_net_on_channels_last(rng):
     np.testing.assert_allclose(out, 0.5 * jnp.moveaxis(ref.reshape(4, 5, 8, 8, 2), -1, 2), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_conv_field_scale_and_periodicity(rng):
     x = jax.random.normal(rng, (3, 2, 8, 8))
     small, unit = conv_field(2, width=4), conv_field(2, width=4, scale=1.0)
@@ -35,6 +37,7 @@ def test_conv_field_scale_and_periodicity(rng):
     (lambda: linear_field(8), (5, 8)),
     (lambda: fno_field(1, width=4), (2, 1, 16, 16)),
 ])
+@pytest.mark.slow
 def test_fields_keep_the_state_shape(rng, make, shape):
     net = make()
     x = jax.random.normal(rng, shape)

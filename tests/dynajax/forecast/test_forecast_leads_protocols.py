@@ -43,6 +43,7 @@ def test_compare_variants_one_field_cannot_fit_several_rates(rng):
         compare_variants(("leads",), _net(), x, x, [x], dt=DT, n_steps=1, keys=_keys(rng), gbml_steps=1)
 
 
+@pytest.mark.slow
 def test_adaptation_rows(rng):
     train, test = _data(rng, [-0.3, -0.9], n_traj=1), _data(jax.random.fold_in(rng, 1), [-0.3, -0.9], n_traj=4)
     keys = _keys(rng)

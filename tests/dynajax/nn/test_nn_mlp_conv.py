@@ -79,6 +79,7 @@ def _outputs_on_rolls(model, params, x, shifts, axes):
 @pytest.mark.parametrize(
     "kernel_size, norm", [(3, None), ((5, 3), "batch")]
 )
+@pytest.mark.slow
 def test_circular_convnet_commutes_with_rolls(rng, kernel_size, norm, randn):
     x = randn((2, 8, 9, 3))
     model = ConvNet((6, 6, 2), kernel_size=kernel_size, padding="circular", activation="swish", norm=norm)

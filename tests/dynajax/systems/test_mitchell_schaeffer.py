@@ -40,6 +40,7 @@ def test_planar_front_converges_to_the_travelling_wave_speed():
     assert abs(speeds[2] - speeds[1]) < 0.6 * abs(speeds[1] - speeds[0])
 
 
+@pytest.mark.slow
 def test_diffusion_is_the_neumann_laplacian_and_conserves_mass(rng):
     k1, k2 = jax.random.split(rng)
     v = jax.random.uniform(k1, (3, 12, 10))
@@ -94,6 +95,7 @@ def test_scars_and_stimuli(rng):
         ms.simulate(tissue[0], stim[0], 6.0, dt=0.05)
 
 
+@pytest.mark.slow
 def test_generate_and_registry():
     from dynajax.systems import get_system
 

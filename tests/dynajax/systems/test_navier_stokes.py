@@ -71,6 +71,7 @@ def test_taylor_green_field_and_velocity(x64):
 # -- invariants --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["euler_cn", "rk4_cn"])
 def test_mean_vorticity_and_scalar_mass_conserved(x64, rng, scheme):
     n = 16
@@ -144,6 +145,7 @@ def test_field_integrates_like_simulate(x64, rng):
                                atol=1e-13)
 
 
+@pytest.mark.slow
 def test_float32_follows_input_dtype(rng):
     y0 = ns.sample_initial(1, key=rng, size=16)[0].astype(jnp.float32)
     ys = ns.simulate(y0, n_frames=1, frame_dt=0.1, dt=1e-2)
@@ -218,6 +220,7 @@ def test_samples_do_not_depend_on_count(rng):
 SMALL = dict(n=16, n_per_env=2, warmup=0.2, n_frames=2, frame_dt=0.1, dt=1e-2)
 
 
+@pytest.mark.slow
 def test_generate_shapes_determinism_and_envs():
     ds = ns.generate("train", cache=False, **SMALL)
     assert ds.states.shape == (8, 3, 2, 16, 16) and ds.states.dtype == np.float32

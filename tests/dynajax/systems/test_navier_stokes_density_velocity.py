@@ -2,10 +2,12 @@
 
 import jax
 import numpy as np
+import pytest
 
 from dynajax.systems import navier_stokes as ns
 
 
+@pytest.mark.slow
 def test_density_velocity_states_conserve_mass_and_are_divergence_free(rng):
     s = ns.density_velocity_states(3, 2, key=rng, size=16, chunk=2)  # two chunks: 2 + 1 simulations
     assert s.shape == (3, 3, 3, 16, 16) and s.dtype == np.float32

@@ -83,6 +83,7 @@ def test_calibration_true_pde_matches_the_thesis():
     assert -9.3 < log_mse < -8.3
 
 
+@pytest.mark.slow
 def test_determinism_splits_seeds_and_prefixes():
     kw = dict(n_traj=3, horizon=0.3, size=8, cache=False)  # n_traj <= batch_size: one batch of 3
     a = rd.generate("train", **kw)
@@ -111,6 +112,7 @@ def test_cache_round_trip(tmp_path):
     assert len(list(tmp_path.glob("*.npz"))) == 2
 
 
+@pytest.mark.slow
 def test_varying_parameters_and_reserved_frames():
     ds = rd.generate("train", n_traj=16, vary_params=True, horizon=0.2, size=8, cache=False)
     assert ds.states.shape == (16, 5 + 3, 2, 8, 8)
@@ -129,6 +131,7 @@ def test_varying_parameters_and_reserved_frames():
         assert float(jnp.mean((pred - rest.states) ** 2)) < 1e-8
 
 
+@pytest.mark.slow
 def test_code_protocol():
     ds = rd.generate("test", n_traj=2, protocol="code", size=8, cache=False)
     assert ds.states.shape == (2, 30, 2, 8, 8)

@@ -158,6 +158,7 @@ def test_five_point_is_the_aphynity_rd_code(rng):
     np.testing.assert_allclose(stencils.laplacian_5pt(a, dx), expected, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_batch_axes_and_named_wrappers(rng):
     u = jax.random.normal(rng, (2, 2, 9, 9))
     for fn, s in ((stencils.laplacian_5pt, "5pt"), (stencils.laplacian_9pt, "9pt"), (stencils.laplacian_4th, "4th")):

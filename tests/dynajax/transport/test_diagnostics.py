@@ -98,6 +98,7 @@ def test_inverse_error_shrinks_with_blocks():
     assert 5 < e10 / e100 < 20  # first order in dt
 
 
+@pytest.mark.slow
 def test_diagnostics_jit_vmap_grad():
     _, b, states = _translation_flow()
     batch = jnp.stack([states, 2 * states])

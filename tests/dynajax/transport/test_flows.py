@@ -160,6 +160,7 @@ def test_sphere_flow_toward_mu():
     np.testing.assert_allclose(np.linalg.norm(x, axis=-1), 1.0, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("p", [1.0, 2.0])
 def test_ssw_jko_decreases_ssw_to_target(p):
     mu = jnp.array([0.0, 0.0, 1.0])

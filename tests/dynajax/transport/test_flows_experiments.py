@@ -93,6 +93,7 @@ def test_swgf_fokker_planck_tiny(tmp_path):
         dataclasses.replace(fp.QUICK, dims=())
 
 
+@pytest.mark.slow
 def test_sphere_sliced_descent_moves_to_the_target(rng):
     means = uniform_sphere_points(2, seed=3)
     z = jax.random.normal(rng, (64, 3))

@@ -15,6 +15,7 @@ from dynajax.transport.nf_jko import (
 )
 
 
+@pytest.mark.slow
 def test_realnvp_logdet_matches_autodiff_jacobian(rng):
     d = 5
     flow = RealNVP(d, n_layers=3, hidden=16)

@@ -56,6 +56,7 @@ def test_kmeans_on_the_square_meets_the_hexagon_constant():
     np.testing.assert_allclose(Q.HEXAGON_2G, 0.16038, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_weighted_sample_is_repeated_points_and_grid_on_box():
     r = np.random.default_rng(3)
     x = r.random((40, 2)).astype(np.float32)
