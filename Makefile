@@ -17,13 +17,14 @@ PYTEST_ARGS ?=
 # are marked slow; `make test` leaves them out to stay under 5 minutes on 2 cores, and compiles
 # with XLA's backend (LLVM) optimisation off: the suite's thousands of tiny programs spend more
 # time being optimised than running (about a fifth of its CPU time). `make test-all` runs
-# everything with the default compiler settings, as users get them.
+# everything with the default compiler settings, as users get them. Idle workers steal queued
+# tests (--dist worksteal), so no worker is left alone with the longest tests at the end.
 TEST_XLA_FLAGS := --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true
 test: .venv
-	XLA_FLAGS="$(TEST_XLA_FLAGS) $$XLA_FLAGS" $(BIN)/python -m pytest -q -n 2 -m "not slow" $(PYTEST_ARGS)
+	XLA_FLAGS="$(TEST_XLA_FLAGS) $$XLA_FLAGS" $(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not slow" $(PYTEST_ARGS)
 
 test-all: .venv
-	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal $(PYTEST_ARGS)
 
 # The showcase: every family of the library at a budget that finishes in minutes; failed
 # scientific checks are results (the scorecard says which), not errors.
