@@ -31,7 +31,11 @@ def versions() -> dict[str, str]:
 
 
 def git_state(cwd: Path | None = None) -> dict[str, str | bool | None]:
-    """``{"commit", "dirty"}`` of the checkout holding this package (``None`` outside git)."""
+    """``{"commit", "dirty"}`` of the checkout holding this package (``None`` outside git).
+
+    ``dirty``: a tracked file differs from the commit, records under ``results/`` aside (a run
+    that writes its record into the checkout does not make the next run's code dirty).
+    """
     where = cwd or Path(__file__).resolve().parent
 
     def git(*args: str) -> str | None:
@@ -42,7 +46,7 @@ def git_state(cwd: Path | None = None) -> dict[str, str | bool | None]:
         return res.stdout.strip() if res.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)results") if commit else None
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 

@@ -90,6 +90,26 @@ def test_run_json_records_config_seeds_and_machine(tmp_path, toy_experiment):
     assert m["seed_values"] == [7, 8] and m["rows"][0]["metrics"]["err"]["values"] == [7.0, 8.0]
 
 
+def test_git_state_dirty_ignores_records(tmp_path):
+    from dynajax.experiments.record import git_state
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "code.py").write_text("a = 1\n")
+    (tmp_path / "results" / "run.json").write_text("{}\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "c")
+    assert git_state(tmp_path)["dirty"] is False
+    (tmp_path / "results" / "run.json").write_text('{"new": 1}\n')  # a record written by a run
+    assert git_state(tmp_path)["dirty"] is False
+    (tmp_path / "code.py").write_text("a = 2\n")
+    assert git_state(tmp_path)["dirty"] is True
+
+
 def test_existing_run_is_refused_without_force(tmp_path, toy_experiment):
     reproduce(toy_experiment, out=tmp_path)
     before = (tmp_path / "toy" / "metrics.json").read_text()
