@@ -66,7 +66,7 @@ def test_stable_resnets_tiny(tmp_path):
 
 @pytest.mark.slow
 def test_deep_ritz_tiny(tmp_path):
-    cfg = dataclasses.replace(deep_ritz.QUICK, dims=(2,), n_points=(32,), train_steps=3, width=8, n_test=64,
+    cfg = dataclasses.replace(deep_ritz.QUICK, dims=(2,), n_points=(32,), train_steps=3, ritz_steps=3, width=8, n_test=64,
                               lr=1e-3, beta=10.0)
     res = deep_ritz.run(cfg, (0,), tmp_path)
     rows = _rows(res)
