@@ -1,4 +1,8 @@
-"""``python -m benchmarks NAME [NAME ...] [--json FILE] [--repeats N]``; ``NAME`` may be ``all``."""
+"""``python -m benchmarks NAME [NAME ...] [--json FILE] [--repeats N]``; ``NAME`` may be ``all``.
+
+``python -m benchmarks --suite gpu [--tiny] [--out DIR] [--force]``: the accelerator suite
+(:mod:`benchmarks.gpu_suite`), its record in ``DIR/<device>.json`` (default ``results/benchmarks``).
+"""
 
 from __future__ import annotations
 
@@ -15,11 +19,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Time dynajax workloads against their reference implementations. "
         + harness.RATIO_CONVENTION + ".",
     )
-    p.add_argument("names", nargs="+", metavar="NAME",
+    p.add_argument("names", nargs="*", metavar="NAME",
                    help="workload name(s), or 'all'; known: " + ", ".join(sorted(harness.WORKLOADS)))
     p.add_argument("--json", metavar="FILE", help="also write the rows (and environment) as JSON")
     p.add_argument("--repeats", type=int, default=10,
                    help=f"timed repeats per impl, median taken (>= {harness.MIN_REPEATS}; default 10)")
+    p.add_argument("--suite", choices=["gpu"], help="run a suite instead of named workloads")
+    p.add_argument("--tiny", action="store_true", help="the suite at toy sizes (a smoke test)")
+    p.add_argument("--out", default="results/benchmarks", help="the suite's record directory")
+    p.add_argument("--force", action="store_true", help="replace the suite record of this device")
     return p
 
 
@@ -28,6 +36,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < harness.MIN_REPEATS:
         parser.error(f"--repeats must be >= {harness.MIN_REPEATS}, got {args.repeats}")
+    if args.suite:
+        if args.names or args.json:
+            parser.error("--suite runs its own workloads and writes its record under --out; give no NAME or --json")
+        from benchmarks.gpu_suite import run_suite
+
+        try:
+            path = run_suite(args.out, tiny=args.tiny, repeats=args.repeats, force=args.force)
+        except ValueError as e:
+            parser.error(str(e))
+        print(path.with_suffix(".md").read_text())
+        print(f"wrote {path}")
+        return 0
+    if not args.names:
+        parser.error("give workload name(s), 'all', or --suite")
     try:
         names = harness.resolve_names(args.names)
     except ValueError as e:

@@ -134,7 +134,8 @@ def torch_aphynity_step(torch, odeint, layers, batch: np.ndarray):
     return step, ws
 
 
-def run_aphynity(ctx: Context) -> list[Row]:
+def aphynity_step():
+    """``(step, state0, batch)`` of the dynajax APHYNITY workload (also timed by ``compile``)."""
     net = MLP((WIDTH_APH, WIDTH_APH, 2), kernel_init=orthogonal(0.2))
     model = aph.Aphynity(pendulum.FAMILIES["frictionless"], net, physics_init={"omega0_sq": OMEGA0_SQ})
     batch = _pendulum_batch()
@@ -143,8 +144,13 @@ def run_aphynity(ctx: Context) -> list[Row]:
     opt = optax.adam(LR)
     uz = Uzawa(LAMBDA0, TAU2, N_ITER)
     step = make_step(aph.make_loss(model, times, method="aphynity", penalty="l2_normalized"), opt, uzawa=uz)
-    state0 = init_state(params, opt, key=jax.random.key(1), uzawa=uz)
-    xb = jnp.asarray(batch)
+    return step, init_state(params, opt, key=jax.random.key(1), uzawa=uz), jnp.asarray(batch)
+
+
+def run_aphynity(ctx: Context) -> list[Row]:
+    step, state0, xb = aphynity_step()
+    batch = np.asarray(xb)
+    params = state0.params
     f, jax_call, comp = compiled_step(step, state0, xb)
     fns = {"dynajax-aphynity-step": jax_call}
     torch, torchdiffeq = import_reference(ctx, "aphynity", "torch", "torchdiffeq")
@@ -241,12 +247,17 @@ def _lv_data(seed: int = 0) -> np.ndarray:
     return data
 
 
-def run_leads(ctx: Context) -> list[Row]:
+def leads_step():
+    """``(step, state0, data)`` of the dynajax LEADS workload (``step(state, None)``)."""
     net = MLP((WIDTH_LEADS,) * 3 + (2,), activation="swish", kernel_init=normal(0.05))
     model = leads.make_model("leads", net, E, DT, lam=LAM, alpha=ALPHA, n_power_iter=N_POWER)
     data = _lv_data()
     step, state = leads.make_trainer(model, data, keys=jax.random.split(jax.random.key(0), 1))
-    state0 = jax.tree_util.tree_map(lambda a: a[0], state)
+    return step, jax.tree_util.tree_map(lambda a: a[0], state), data
+
+
+def run_leads(ctx: Context) -> list[Row]:
+    step, state0, data = leads_step()
     f, jax_call, comp = compiled_step(step, state0, None)
     fns = {"dynajax-leads-step": jax_call}
     torch, torchdiffeq = import_reference(ctx, "leads", "torch", "torchdiffeq")

@@ -6,7 +6,8 @@ saving ``y`` at ``t = 0`` and ``t = 1`` (the same in both). Rows, each timed aft
 (JAX compile excluded from ``median_s`` and reported as ``compile_s``):
 
 - ``torchdiffeq-fwd``: ``torchdiffeq.odeint(method="rk4", step_size=dt)`` under
-  ``torch.no_grad()`` (torch's default thread count); the reference of the ``*-fwd`` rows.
+  ``torch.no_grad()`` (torch's default thread count, on ``$DYNAJAX_BENCH_TORCH_DEVICE``,
+  default ``cpu``); the reference of the ``*-fwd`` rows.
 - ``dynajax-fwd``: ``jax.jit`` of ``dynajax.solve.integrate(solver="rk4_38")`` with its
   default ``backend`` (what users get); torchdiffeq's ``rk4`` is the 3/8 rule, so this is
   the same arithmetic.
@@ -149,12 +150,12 @@ def _import_torch():
     return torch, odeint
 
 
-def _torch_impls(torch, odeint, params_np, y0_np, cfg: Config):
+def _torch_impls(torch, odeint, params_np, y0_np, cfg: Config, device: str = "cpu"):
     class MLPField(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.p = torch.nn.ParameterDict(
-                {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in params_np.items()}
+                {k: torch.nn.Parameter(torch.from_numpy(v.copy()).to(device)) for k, v in params_np.items()}
             )
             self.calls = 0
 
@@ -166,8 +167,8 @@ def _torch_impls(torch, odeint, params_np, y0_np, cfg: Config):
             return torch.addmm(p["b2"], h, p["w2"])
 
     func = MLPField()
-    y0 = torch.from_numpy(y0_np.copy())
-    t = torch.tensor([0.0, cfg.t1], dtype=torch.float32)
+    y0 = torch.from_numpy(y0_np.copy()).to(device)
+    t = torch.tensor([0.0, cfg.t1], dtype=torch.float32, device=device)
     opts = dict(step_size=cfg.dt)
     names = list(params_np)
 
@@ -253,15 +254,17 @@ def run_integrate(ctx: Context, cfg: Config = Config()) -> list[Row]:
             "install the [bench] extra (pip install -e '.[bench]'); ratio_vs_ref is null"
         )
     if torch is not None:
-        func, t_fwd, t_grad = _torch_impls(torch, odeint, params_np, y0_np, cfg)
+        device = os.environ.get("DYNAJAX_BENCH_TORCH_DEVICE", "cpu")
+        func, t_fwd, t_grad = _torch_impls(torch, odeint, params_np, y0_np, cfg, device)
+        ctx.note(f"integrate: torch on {device}")
         func.calls = 0
-        y_t = t_fwd().numpy()
+        y_t = t_fwd().cpu().numpy()
         if func.calls != 4 * cfg.steps:
             raise RuntimeError(
                 f"integrate benchmark: torchdiffeq made {func.calls} field calls, expected "
                 f"{4 * cfg.steps} ({cfg.steps} RK4 steps)"
             )
-        g_t = {k: v.numpy() for k, v in t_grad().items()}
+        g_t = {k: v.cpu().numpy() for k, v in t_grad().items()}
         _check("dynajax-fwd vs torchdiffeq-fwd final states", y_dj, y_t, ctx)
         _check("dynajax-grad vs torchdiffeq-grad weight gradients", g_dj, g_t, ctx)
 
@@ -281,7 +284,8 @@ def run_integrate(ctx: Context, cfg: Config = Config()) -> list[Row]:
     if torch is not None:
         fwd_fns = {ref_fwd: t_fwd, **fwd_fns}
         grad_fns = {ref_grad: t_grad, **grad_fns}
-        syncs = {ref_fwd: no_sync, ref_grad: no_sync}
+        t_sync = no_sync if device == "cpu" else lambda x: (torch.cuda.synchronize(), x)[1]
+        syncs = {ref_fwd: t_sync, ref_grad: t_sync}
     if with_diffrax:
         fwd_fns["dynajax-diffrax-fwd"] = lambda: dd_fwd(params, y0)
         grad_fns["dynajax-diffrax-grad"] = lambda: dd_grad(params, y0)
@@ -299,7 +303,7 @@ def run_integrate(ctx: Context, cfg: Config = Config()) -> list[Row]:
         # barriers can cost more than the arithmetic; ratio_vs_ref of these rows is
         # (default threads) / (one thread), so > 1 says the default was hurt by that.
         default_threads = torch.get_num_threads()
-        if default_threads > 1:
+        if default_threads > 1 and device == "cpu":
             torch.set_num_threads(1)
             try:
                 diag = ctx.time_interleaved(

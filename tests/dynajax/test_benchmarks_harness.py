@@ -199,3 +199,46 @@ def test_time_interleaved_runs_round_robin():
     assert t["b"].times_s == [10.0, 20.0, 30.0] and t["b"].warmup_s == [9.0]
     with pytest.raises(ValueError, match="repeats"):
         harness.time_interleaved(fns, repeats=0)
+
+
+@pytest.mark.slow
+def test_compile_workload_times_cold_warm_and_steady_in_fresh_processes():
+    from benchmarks import compile as comp
+
+    rows = comp.run(harness.Context(echo=False), families=("gantk",))
+    by = {r.impl: r for r in rows}
+    assert set(by) == {"gantk-steady", "gantk-cold-first", "gantk-warm-first"}
+    assert all(r.ref == "gantk-steady" and r.median_s > 0 for r in rows)
+    assert len(by["gantk-steady"].times_s) == 2 * comp.STEADY_REPEATS
+    # a first call traces and compiles (or loads): never faster than a steady call
+    assert by["gantk-cold-first"].median_s > by["gantk-steady"].median_s
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["aphynity", "leads", "hidden", "node", "gantk"])
+def test_compile_families_build_a_step_that_runs(family):
+    import jax
+
+    from benchmarks import compile as comp
+
+    step, state, batch = comp.build(family)
+    new, _ = jax.jit(step)(state, batch)
+    assert jax.tree_util.tree_structure(new) == jax.tree_util.tree_structure(state)
+    assert all(bool(jax.numpy.all(jax.numpy.isfinite(a))) for a in jax.tree_util.tree_leaves(new)
+               if jax.numpy.issubdtype(a.dtype, jax.numpy.floating))
+
+
+def test_gpu_suite_runs_at_tiny_size_and_keeps_its_record(tmp_path, capsys):
+    # the accelerator suite's code path, at toy sizes on the host (so it never rots)
+    assert main(["--suite", "gpu", "--tiny", "--repeats", "5", "--out", str(tmp_path)]) == 0
+    records = list(tmp_path.glob("*-tiny.json"))
+    assert len(records) == 1 and records[0].with_suffix(".md").exists()
+    payload = json.loads(records[0].read_text())
+    from benchmarks.gpu_suite import WORKLOADS
+
+    assert {r["workload"] for r in payload["rows"]} == set(WORKLOADS)
+    assert all(r["median_s"] > 0 for r in payload["rows"])
+    assert any(f"suite: {len(WORKLOADS)} workloads" in n for n in payload["notes"])
+    with pytest.raises(SystemExit):  # a second run does not overwrite the record
+        main(["--suite", "gpu", "--tiny", "--repeats", "5", "--out", str(tmp_path)])
+    assert "already holds a suite record" in capsys.readouterr().err
