@@ -85,22 +85,6 @@ def _scorecard(args) -> int:
     return 0
 
 
-EIGEN_FLAG = "--xla_cpu_multi_thread_eigen=false"
-
-
-def _single_threaded_eigen() -> None:
-    """Adds ``--xla_cpu_multi_thread_eigen=false`` to ``XLA_FLAGS`` unless the user set that flag.
-
-    On the CPU backend of jaxlib 0.10, ``jit(vmap(scan_fit))`` programs (``lap-digits``) wedge
-    now and then: every Eigen worker parked, the host waiting for a result that never comes.
-    Eigen's single-threaded kernels avoid it. Takes effect only before the first computation
-    of the process (the command line's case; a notebook sets ``XLA_FLAGS`` before importing jax).
-    """
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_multi_thread_eigen" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {EIGEN_FLAG}".strip()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dynajax", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,8 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        if args.command == "reproduce":
-            _single_threaded_eigen()
         if args.command == "reproduce" and os.environ.get("DYNAJAX_COMPILATION_CACHE", "1") != "0":
             enable_compilation_cache()
         if args.command == "list":

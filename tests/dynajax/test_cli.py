@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -109,15 +108,6 @@ def test_git_state_dirty_ignores_records(tmp_path):
     assert git_state(tmp_path)["dirty"] is False
     (tmp_path / "code.py").write_text("a = 2\n")
     assert git_state(tmp_path)["dirty"] is True
-
-
-def test_reproduce_turns_off_eigen_threads_unless_set(monkeypatch):
-    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
-    cli._single_threaded_eigen()
-    assert cli.EIGEN_FLAG in os.environ["XLA_FLAGS"].split() and "--xla_backend_optimization_level=0" in os.environ["XLA_FLAGS"]
-    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true")
-    cli._single_threaded_eigen()  # the user's choice stays
-    assert os.environ["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=true"
 
 
 def test_existing_run_is_refused_without_force(tmp_path, toy_experiment):
