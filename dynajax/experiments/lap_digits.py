@@ -158,19 +158,25 @@ def run_arm(cfg: LapDigitsConfig, arm: str, n: int, gains, seeds, splits, init="
     step = classifier_step(fwd, opt, uzawa=uz, lam=lam, reduction=cfg.reduction)
     evaluate = accuracy_evaluator(fwd, (val_x, val_y), (test_x, test_y))
 
-    def one(seed_key, gain):
-        k_data, k_net, k_flow, k_state = jax.random.split(seed_key, 4)
+    def init(seed_key, gain):
+        _, k_net, k_flow, _ = jax.random.split(seed_key, 4)
+        return {"net": net.init(k_net, jnp.zeros((2, 64)))["params"],
+                "flow": scale_kernels(flow.init(k_flow, jnp.zeros((2, cfg.width))), gain)}
+
+    def one(seed_key, params):
+        k_data, _, _, k_state = jax.random.split(seed_key, 4)
         idx = jax.random.permutation(k_data, pool_x.shape[0])[:n]
         data = {"x": jnp.asarray(pool_x)[idx], "y": jnp.asarray(pool_y)[idx]}
-        params = {"net": net.init(k_net, jnp.zeros((2, 64)))["params"],
-                  "flow": scale_kernels(flow.init(k_flow, jnp.zeros((2, cfg.width))), gain)}
         state = init_state(params, opt, key=k_state, uzawa=uz)
         return scan_fit(step, state, data, n_steps=cfg.steps, batch_size=min(cfg.max_batch, n),
                         eval_every=cfg.eval_every, evaluate=evaluate)[1]
 
     keys = jnp.tile(seed_keys(seeds, 2024), (len(gains),))
-    g = jnp.repeat(jnp.asarray(gains, jnp.float32), len(seeds))
-    ev = jax.jit(jax.vmap(one))(keys, g)
+    g = np.repeat(np.asarray(gains, np.float32), len(seeds))
+    # One run at a time, outside the training program: a batched QR (the orthogonal init) inside
+    # it can deadlock XLA:CPU (LAPACK's batch loop waits on the thread pool its caller occupies).
+    params = [jax.jit(init)(k, gi) for k, gi in zip(keys, g)]
+    ev = jax.jit(jax.vmap(one))(keys, jax.tree_util.tree_map(lambda *a: jnp.stack(a), *params))
     return select_by_validation({k: np.asarray(v, np.float64) for k, v in ev.items()})
 
 
