@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks.harness import Context, Row, register
+from benchmarks.harness import Context, Row, import_reference, register
 from dynajax.arch import ContinuousClassifier, laplacian
 from dynajax.train import init_state, make_step
 
@@ -82,12 +82,9 @@ def run_node_train(ctx: Context) -> list[Row]:
         compiled, c_s = _compile(step, state, (x, y))
         grads = jax.jit(jax.grad(model.loss))(params0, x, y)
         dj[route] = (compiled, state, c_s, float(model.loss(params0, x, y)), grads)
-    try:
-        import torch
-        from torchdiffeq import odeint, odeint_adjoint
-    except ImportError as e:
-        torch = None
-        ctx.note(f"node-train: torch/torchdiffeq not importable ({e}); install the [bench] extra; ratios null")
+    torch, torchdiffeq = import_reference(ctx, name, "torch", "torchdiffeq")
+    if torch is not None:
+        odeint, odeint_adjoint = torchdiffeq.odeint, torchdiffeq.odeint_adjoint
 
     fns, syncs, compile_s = {}, {}, {}
     for route, ref in (("discretize", "torchdiffeq-odeint"), ("backsolve", "torchdiffeq-odeint_adjoint")):

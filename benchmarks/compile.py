@@ -38,7 +38,6 @@ CHILD = "import json, sys; from benchmarks.compile import measure; print(json.du
 
 def _hidden_step():
     import jax
-    import jax.numpy as jnp
     import optax
 
     from dynajax.forecast import hidden as hd

@@ -119,9 +119,11 @@ def import_reference(ctx: Context, workload: str, *modules: str) -> tuple[Any, .
     """The reference implementation's modules, or ``None`` for each (with a note) if missing.
 
     When ``torch`` is among them, ``DYNAJAX_BENCH_TORCH_THREADS`` (if set) fixes its
-    intra-op threads.
+    intra-op threads. ``DYNAJAX_BENCH_REFERENCES=0`` skips every reference (dynajax rows only).
     """
     try:
+        if os.environ.get("DYNAJAX_BENCH_REFERENCES", "1") == "0":
+            raise ImportError("references turned off by DYNAJAX_BENCH_REFERENCES=0")
         found = tuple(importlib.import_module(m) for m in modules)
     except ImportError as e:
         ctx.note(f"{workload}: {'/'.join(modules)} not importable ({e}); install the [bench] extra; ratio null")
@@ -376,7 +378,7 @@ def environment() -> dict[str, Any]:
         import jax
 
         env["jax_backend"] = jax.default_backend()
-    if "torch" in sys.modules:
+    if sys.modules.get("torch") is not None:
         env["torch_num_threads"] = sys.modules["torch"].get_num_threads()
     return env
 

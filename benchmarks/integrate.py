@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.harness import Context, Row, register
+from benchmarks.harness import Context, Row, import_reference, register
 from dynajax.solve import integrate
 
 UNIT = "trajectory-step"
@@ -140,14 +140,6 @@ def _compile(fn, *args) -> tuple[Any, float]:
 
 
 # -------------------------------------------------------------- torch implementations
-
-
-def _import_torch():
-    """``(torch, torchdiffeq.odeint)``; raises ImportError when the [bench] extra is missing."""
-    import torch
-    from torchdiffeq import odeint
-
-    return torch, odeint
 
 
 def _torch_impls(torch, odeint, params_np, y0_np, cfg: Config, device: str = "cpu"):
@@ -245,15 +237,9 @@ def run_integrate(ctx: Context, cfg: Config = Config()) -> list[Row]:
         _check("dynajax-fwd vs dynajax-diffrax-fwd final states", y_dj, dd_fwd(params, y0), ctx)
         _check("dynajax-grad vs dynajax-diffrax-grad weight gradients", g_dj, dd_grad(params, y0), ctx)
 
-    try:
-        torch, odeint = _import_torch()
-    except ImportError as e:
-        torch = None
-        ctx.note(
-            f"integrate: reference skipped, torch/torchdiffeq not importable ({e}); "
-            "install the [bench] extra (pip install -e '.[bench]'); ratio_vs_ref is null"
-        )
+    torch, torchdiffeq = import_reference(ctx, name, "torch", "torchdiffeq")
     if torch is not None:
+        odeint = torchdiffeq.odeint
         device = os.environ.get("DYNAJAX_BENCH_TORCH_DEVICE", "cpu")
         func, t_fwd, t_grad = _torch_impls(torch, odeint, params_np, y0_np, cfg, device)
         ctx.note(f"integrate: torch on {device}")

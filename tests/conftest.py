@@ -48,3 +48,13 @@ def _isolated_dataset_cache(tmp_path_factory):
         os.environ.pop("DYNAJAX_CACHE", None)
     else:
         os.environ["DYNAJAX_CACHE"] = old
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``heavy`` (a minute of CPU or so) start first: with ``-n 2`` no worker is
+    then left running one of them alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "heavy: a test of about a minute that make test keeps; it starts first")
