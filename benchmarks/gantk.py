@@ -175,12 +175,12 @@ def _maxrss_bytes() -> int:
 
 
 @register("gantk-big", "gantk: IPM steps with N = M = 20000 particles sharded over the devices, blocked kernel")
-def run_big(ctx: Context) -> list[Row]:
+def run_big(ctx: Context, n: int | None = None, steps: int | None = None) -> list[Row]:
     from dynajax import parallel as par
     from gantk import data, flows
 
-    n = int(os.environ.get("DYNAJAX_BENCH_GANTK_BIG_N") or 20000)
-    steps = int(os.environ.get("DYNAJAX_BENCH_GANTK_BIG_STEPS") or 3)
+    n = n or int(os.environ.get("DYNAJAX_BENCH_GANTK_BIG_N") or 20000)
+    steps = steps or int(os.environ.get("DYNAJAX_BENCH_GANTK_BIG_STEPS") or 3)
     block = 512
     mesh = par.make_mesh()
     n -= n % mesh.size

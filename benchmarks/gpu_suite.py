@@ -40,18 +40,17 @@ def device_name() -> str:
 
 def _run(name: str, ctx: harness.Context, tiny: bool) -> list[harness.Row]:
     from benchmarks import compile as comp
-    from benchmarks import integrate, sliced
+    from benchmarks import gantk, integrate, sliced
 
-    if name == "integrate":
+    if name == "integrate":  # torch on the same accelerator when it sees one
         cfg = integrate.Config(batch=64, steps=10) if tiny else integrate.Config(batch=65_536)
-        return integrate.run_integrate(ctx, cfg)
+        return integrate.run_integrate(ctx, cfg, torch_device="auto")
     if name == "sliced":
         return sliced.run_sliced(ctx, sizes=(100,) if tiny else (10_000, 100_000, 1_000_000))
     if name == "compile":
         return comp.run(ctx, families=("gantk",) if tiny else comp.FAMILIES)
     if name == "gantk-big":
-        os.environ.setdefault("DYNAJAX_BENCH_GANTK_BIG_N", "64" if tiny else "20000")
-        os.environ.setdefault("DYNAJAX_BENCH_GANTK_BIG_STEPS", "1" if tiny else "3")
+        return gantk.run_big(ctx, n=64 if tiny else 20_000, steps=1 if tiny else 3)
     return harness.WORKLOADS[name].run(ctx)
 
 
@@ -66,13 +65,6 @@ def run_suite(out: str | os.PathLike, *, tiny: bool = False, repeats: int = 5,
     if (out / f"{stem}.json").exists() and not force:
         raise ValueError(f"{out / f'{stem}.json'} already holds a suite record; pass force=True (--force) to "
                          "replace it, or another output directory")
-    try:
-        import torch
-
-        if torch.cuda.is_available():  # the torch references of `integrate` on the same accelerator
-            os.environ.setdefault("DYNAJAX_BENCH_TORCH_DEVICE", "cuda")
-    except ImportError:
-        pass
     ctx = harness.Context(repeats=repeats)
     t0 = time.perf_counter()
     rows: list[harness.Row] = []

@@ -7,7 +7,7 @@ saving ``y`` at ``t = 0`` and ``t = 1`` (the same in both). Rows, each timed aft
 
 - ``torchdiffeq-fwd``: ``torchdiffeq.odeint(method="rk4", step_size=dt)`` under
   ``torch.no_grad()`` (torch's default thread count, on ``$DYNAJAX_BENCH_TORCH_DEVICE``,
-  default ``cpu``); the reference of the ``*-fwd`` rows.
+  default ``cpu``, ``auto`` for the GPU when there is one); the reference of the ``*-fwd`` rows.
 - ``dynajax-fwd``: ``jax.jit`` of ``dynajax.solve.integrate(solver="rk4_38")`` with its
   default ``backend`` (what users get); torchdiffeq's ``rk4`` is the 3/8 rule, so this is
   the same arithmetic.
@@ -194,7 +194,9 @@ def _check(what: str, a, b, ctx: Context) -> None:
     ctx.note(f"check {what}: max abs diff {err:.2e} < {ATOL:g}")
 
 
-def run_integrate(ctx: Context, cfg: Config = Config()) -> list[Row]:
+def run_integrate(ctx: Context, cfg: Config = Config(), torch_device: str | None = None) -> list[Row]:
+    """The workload at ``cfg``; torch on ``torch_device`` (default ``$DYNAJAX_BENCH_TORCH_DEVICE``
+    or ``cpu``; ``auto``: ``cuda`` when torch sees a GPU)."""
     name = "integrate"
     units = cfg.batch * cfg.steps
     params_np, y0_np = make_params(cfg)
@@ -240,7 +242,9 @@ def run_integrate(ctx: Context, cfg: Config = Config()) -> list[Row]:
     torch, torchdiffeq = import_reference(ctx, name, "torch", "torchdiffeq")
     if torch is not None:
         odeint = torchdiffeq.odeint
-        device = os.environ.get("DYNAJAX_BENCH_TORCH_DEVICE", "cpu")
+        device = torch_device or os.environ.get("DYNAJAX_BENCH_TORCH_DEVICE", "cpu")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         func, t_fwd, t_grad = _torch_impls(torch, odeint, params_np, y0_np, cfg, device)
         ctx.note(f"integrate: torch on {device}")
         func.calls = 0

@@ -175,7 +175,8 @@ def run_arm(cfg: LapDigitsConfig, arm: str, n: int, gains, seeds, splits, init="
     g = np.repeat(np.asarray(gains, np.float32), len(seeds))
     # One run at a time, outside the training program: a batched QR (the orthogonal init) inside
     # it can deadlock XLA:CPU (LAPACK's batch loop waits on the thread pool its caller occupies).
-    params = [jax.jit(init)(k, gi) for k, gi in zip(keys, g)]
+    init_one = jax.jit(init)
+    params = [init_one(k, gi) for k, gi in zip(keys, g)]
     ev = jax.jit(jax.vmap(one))(keys, jax.tree_util.tree_map(lambda *a: jnp.stack(a), *params))
     return select_by_validation({k: np.asarray(v, np.float64) for k, v in ev.items()})
 
