@@ -1,4 +1,4 @@
-"""The ``dynajax`` command: ``list``, ``reproduce NAME | --suite demo|quick|gpu``, ``report DIR``, ``scorecard``."""
+"""The ``dynajax`` command: ``list``, ``reproduce NAME | --suite demo|quick|gpu``, ``estimate NAME...``, ``report DIR``, ``scorecard``."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from pathlib import Path
 
 from dynajax.compilation_cache import enable_compilation_cache
 from dynajax.experiments import experiment_names, get_experiment, reproduce
+from dynajax.experiments.estimate import estimate
 from dynajax.experiments.registry import SCALES, SUITES
 from dynajax.experiments.runner import check_free, run_dir
 from dynajax.experiments.results import table_lines
-from dynajax.experiments.scorecard import committed_summary, load_records, stale_files, summary_table, write_scorecard
+from dynajax.experiments.scorecard import committed_summary, fmt_duration, load_records, stale_files, summary_table, write_scorecard
 
 
 def _print_metrics(metrics: dict) -> int:
@@ -69,6 +70,19 @@ def _reproduce(args) -> int:
     return 1 if failed and args.strict else 0
 
 
+def _estimate(args) -> int:
+    out = args.out or "results"
+    for name in args.names:  # fail on bad names and scales before timing anything
+        get_experiment(name).config(args.scale)
+    for name in args.names:
+        est = estimate(name, scale=args.scale, fractions=args.fractions, out=out, force=args.force)
+        slices = ", ".join(f"{s['wall_seconds']:.0f} s at {100 * s['fraction']:.2g}%" for s in est["slices"])
+        print(f"{name} ({args.scale}): about {fmt_duration(est['estimate_seconds'])} "
+              f"(fixed {est['fixed_seconds']:.0f} s + steps {est['scaling_seconds']:.0f} s; slices: {slices}); "
+              f"wrote {run_dir(name, args.scale, out, True)}/estimate.json", flush=True)
+    return 0
+
+
 def _scorecard(args) -> int:
     results = Path(args.results)
     readme = Path(args.readme) if args.readme else None
@@ -101,6 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--record", action="store_true", help="write a run record: OUT/NAME/SCALE/")
     rep.add_argument("--force", action="store_true", help="replace a run already in the output directory")
     rep.add_argument("--strict", action="store_true", help="exit 1 when a check fails")
+    est = sub.add_parser("estimate", help="time two slices of a scale's run and extrapolate its wall time")
+    est.add_argument("names", nargs="+", help="experiment names (those declaring budget fields)")
+    est.add_argument("--scale", default="full", choices=SCALES)
+    est.add_argument("--fractions", type=float, nargs=2, default=(0.0025, 0.01), metavar=("F1", "F2"),
+                     help="the two slices, as fractions of the budget fields (default 0.0025 0.01)")
+    est.add_argument("--out", default=None, help="records' root (default: results); writes OUT/NAME/SCALE/estimate.json")
+    est.add_argument("--force", action="store_true", help="replace an existing estimate")
     show = sub.add_parser("report", help="print the table of an existing run directory")
     show.add_argument("dirs", nargs="+", help="run directories holding metrics.json")
     card = sub.add_parser("scorecard", help="regenerate results/README.md from the run records")
@@ -132,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.readme is None and args.results == "results" and Path("README.md").is_file():
                 args.readme = "README.md"
             return _scorecard(args)
+        if args.command == "estimate":
+            return _estimate(args)
         return _reproduce(args)
     except ValueError as e:
         print(f"dynajax: error: {e}", file=sys.stderr)

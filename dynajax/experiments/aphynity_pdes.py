@@ -222,12 +222,12 @@ def _plot(out_dir: Path, system: str, te, trained, family, ls) -> str:
 
 
 @register("aphynity-rd", "APHYNITY on reaction-diffusion: Table 3.4 (a) physics-only rows and APHYNITY (a, b)",
-          configs={"quick": RD_QUICK, "full": RD_FULL, "gpu": RD_FULL})
+          configs={"quick": RD_QUICK, "full": RD_FULL, "gpu": RD_FULL}, budget=("n_steps", "chunk"))
 def run_rd(cfg: PdeConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     return run_system("rd", cfg, seeds, out_dir)
 
 
 @register("aphynity-wave", "APHYNITY on the damped wave: Table 3.4 (b) physics-only rows and APHYNITY (c)",
-          configs={"quick": WAVE_QUICK, "full": WAVE_FULL, "gpu": WAVE_FULL})
+          configs={"quick": WAVE_QUICK, "full": WAVE_FULL, "gpu": WAVE_FULL}, budget=("n_steps", "chunk"))
 def run_wave(cfg: PdeConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     return run_system("wave", cfg, seeds, out_dir)

@@ -149,7 +149,7 @@ def _train_row(model, method, ratios, cfg, seeds, data):
 
 
 @register("aphynity-pendulum", "APHYNITY on the damped pendulum: Table 3.4 (c) rows and the (w0) ablations of "
-          "Tables 3.5/3.6", configs={"demo": DEMO, "quick": QUICK, "full": FULL})
+          "Tables 3.5/3.6", configs={"demo": DEMO, "quick": QUICK, "full": FULL}, budget=("n_steps", "chunk"))
 def run(cfg: PendulumConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     data = tuple(pendulum.generate(s, seed=cfg.noise_seed, n_traj=cfg.n_traj, initial=cfg.initial)
                  for s in ("train", "val", "test"))

@@ -146,7 +146,7 @@ def solve(cfg: DeepRitzConfig, method: str, d: int, n: int, key: jax.Array) -> d
 
 
 @register("deep-ritz", "Poisson on the unit ball in d=2,5,10: Deep Ritz vs PINN residual, relative L2 error vs "
-          "collocation points", configs={"quick": QUICK, "full": FULL})
+          "collocation points", configs={"quick": QUICK, "full": FULL}, budget=("train_steps", "ritz_steps"))
 def run(cfg: DeepRitzConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     keys = seed_keys(seeds)
     res = {(m, d, n, i): solve(cfg, m, d, n, keys[i])

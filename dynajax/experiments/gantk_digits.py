@@ -61,7 +61,7 @@ FULL = GantkDigitsConfig(seeds=3)
 
 
 @register("gantk-digits", "Thesis Fig 5.5 on CPU: infinite IPM flows on scikit-learn digits, a sample grid per kernel",
-          configs={"quick": QUICK, "full": FULL})
+          configs={"quick": QUICK, "full": FULL}, budget=("steps",))
 def run(cfg: GantkDigitsConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     from gantk import data, metrics
     from gantk.flows import FlowConfig, make_flow

@@ -196,7 +196,7 @@ def _register(dataset: str, what: str, demo: GantkTableConfig | None = None):
     configs = {"quick": QUICK[dataset], "full": FULL[dataset]} | ({"demo": demo} if demo else {})
 
     @register(f"gantk-{dataset}", f"Thesis Table {TABLE[dataset]}: GAN(TK)^2 particle flows {what}, "
-              "4 kernels x IPM/LSGAN x infinite/finite width", configs=configs)
+              "4 kernels x IPM/LSGAN x infinite/finite width", configs=configs, budget=("steps",))
     def run(cfg: GantkTableConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
         return run_table(dataset, cfg, seeds, out_dir)
 

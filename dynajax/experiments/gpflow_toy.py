@@ -111,7 +111,7 @@ def one(cfg: GpflowToyConfig, name: str, key) -> dict[str, float]:
 
 
 @register("gpflow-toy", "GP-flows on a RealNVP (2-D): transport cost drops toward W2^2 at unchanged NLL",
-          configs={"quick": QUICK, "full": FULL})
+          configs={"quick": QUICK, "full": FULL}, budget=("nf_steps", "gp_steps"))
 def run(cfg: GpflowToyConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     keys = seed_keys(seeds, 23)
     rows, checks = [], []

@@ -217,7 +217,7 @@ def figure(preds, path: Path) -> str:
 
 
 @register("hidden-ep2d", "Cardiac Mitchell-Schaeffer 2-D with scars, v observed, gate hidden: EP-Net 2.0 OOD scar "
-          "shapes, onsets, conductivity (Ayed 2022 thesis sec. 2.7.3)", configs={"quick": QUICK, "full": FULL})
+          "shapes, onsets, conductivity (Ayed 2022 thesis sec. 2.7.3)", configs={"quick": QUICK, "full": FULL}, budget=("steps", "val_every"))
 def run(cfg: HiddenEP2DConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     outs = [run_seed(kd, km, cfg) for kd, km in zip(seed_keys(seeds, 0), seed_keys(seeds, 1))]
     per_seed, hz, main = [o[0] for o in outs], cfg.horizons, cfg.models[0]

@@ -235,7 +235,7 @@ def horizon_check(name: str, pairs, better) -> Check:
 
 
 @register("hidden-ns", "Partially observed Navier-Stokes (density observed, velocity hidden): settings 1-2, "
-          "ablations, restructuring (Ayed 2022 thesis ch. 2)", configs={"demo": DEMO, "quick": QUICK, "full": FULL})
+          "ablations, restructuring (Ayed 2022 thesis ch. 2)", configs={"demo": DEMO, "quick": QUICK, "full": FULL}, budget=("steps", "val_every", "restr_steps"))
 def run(cfg: HiddenNSConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     outs = [run_seed(kd, km, cfg) for kd, km in zip(seed_keys(seeds, 0), seed_keys(seeds, 1))]
     per_seed, hz, have = [o[0] for o in outs], cfg.horizons, set(cfg.models)

@@ -98,7 +98,7 @@ def run_one(key, cfg, mus):
 
 
 @register("hsw-flows", "Sliced gradient flows on the Poincare disk: GHSW / HHSW vs Euclidean SW of the "
-          "Lorentz and ball coordinates (exact hyperbolic W2 along the flow)", configs={"quick": QUICK, "full": FULL})
+          "Lorentz and ball coordinates (exact hyperbolic W2 along the flow)", configs={"quick": QUICK, "full": FULL}, budget=("n_steps", "eval_every"))
 def run(cfg: HswFlowsConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     res = {t: [run_one(k, cfg, jnp.asarray(m)) for k in seed_keys(seeds)] for t, m in _targets(cfg).items()}
     rows, checks, notes = [], [], []

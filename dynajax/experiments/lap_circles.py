@@ -162,7 +162,7 @@ def figure(trained, xte, yte, path: Path) -> str:
 
 
 @register("lap-circles", "concentric circles, N(0,5) init: LAP cuts test transport >10x at equal accuracy",
-          configs={"demo": DEMO, "quick": QUICK, "full": FULL})
+          configs={"demo": DEMO, "quick": QUICK, "full": FULL}, budget=("epochs", "eval_every"))
 def run(cfg: LapCirclesConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     data = tuple(make_data(n, cfg.data_seed + i, cfg) for i, n in enumerate((cfg.n_train, cfg.n_val, cfg.n_test)))
     settings = [("Kaiming init", "kaiming", "ResNet", None)] if cfg.kaiming_baseline else []

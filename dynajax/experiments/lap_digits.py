@@ -222,7 +222,7 @@ def e3(cfg: LapDigitsConfig, seeds, splits, out_dir: Path):
 
 
 @register("lap-digits", "LAP on sklearn digits: transport-accuracy regression, Table 4.1 analogue",
-          configs={"quick": QUICK, "full": FULL})
+          configs={"quick": QUICK, "full": FULL}, budget=("steps", "eval_every"))
 def run(cfg: LapDigitsConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     splits = digits_splits(cfg.n_test, cfg.n_val, seed=cfg.data_seed)
     e3_seeds = seeds[:cfg.e3_seeds]

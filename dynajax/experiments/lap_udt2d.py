@@ -223,7 +223,7 @@ def cost_figure(metrics, gains, out_dir: Path) -> str:
 
 
 @register("lap-udt2d", "2-D translation (disks, Gaussians): MMD vs MMD + transport cost across init gains",
-          configs={"quick": QUICK, "full": FULL})
+          configs={"quick": QUICK, "full": FULL}, budget=("steps",))
 def run(cfg: LapUdt2dConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     gains, n_seeds = cfg.gains, len(seeds)
     rows, checks, figures = [], [], []

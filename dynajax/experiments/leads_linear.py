@@ -121,7 +121,7 @@ def _plot(table: dict, out_dir: Path) -> str:
 
 
 @register("leads-linear", "LEADS on the 8-D linear ODE: Table 3.11 (error vs environments per group)",
-          configs={"quick": QUICK, "full": FULL}, quick_suite=False)
+          configs={"quick": QUICK, "full": FULL}, budget=("n_steps", "chunk"), quick_suite=False)
 def run(cfg: LeadsLinearConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     table, lams = run_table(cfg, seeds)
     rows = [Row(f"{name} (n={n}K)", {f"test_mse_m{m}": v for m, v in per_m.items()},

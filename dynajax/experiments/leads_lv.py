@@ -126,7 +126,7 @@ def checks(cfg: LeadsLvConfig, mean: dict, r313: dict) -> list[Check]:
 
 
 @register("leads-lv", "LEADS on Lotka-Volterra: Tables 3.14 (LV) and 3.13 (adaptation to new environments)",
-          configs={"quick": QUICK, "full": FULL}, quick_suite=False)
+          configs={"quick": QUICK, "full": FULL}, budget=("n_steps", "chunk", "gbml_steps", "adapt_steps"), quick_suite=False)
 def run(cfg: LeadsLvConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     gen = lambda split, n, envs=None: lb.env_states(lv.generate(  # noqa: E731
         split, seed=cfg.data_seed, n_per_env=n, envs=envs, dt=cfg.dt))

@@ -110,7 +110,7 @@ def trend_checks(table: dict) -> list[Check]:
 
 
 @register("leads-lv-groups", "LEADS on Lotka-Volterra: Table 3.15 (error vs environments per group)",
-          configs={"quick": QUICK, "full": FULL}, quick_suite=False)
+          configs={"quick": QUICK, "full": FULL}, budget=("n_steps", "chunk"), quick_suite=False)
 def run(cfg: LeadsLvGroupsConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     gen = lambda split, n: env_states(lv.generate(split, seed=cfg.data_seed, n_per_env=n, dt=DT))  # noqa: E731
     train, val, test = gen("train", cfg.n_train), gen("val", cfg.n_val), gen("test", cfg.n_test)

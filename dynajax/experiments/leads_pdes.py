@@ -139,12 +139,12 @@ def run_system(system: str, cfg: LeadsPdeConfig, seeds: tuple[int, ...], out_dir
 
 
 @register("leads-gs", "LEADS on Gray-Scott (3 environments): Table 3.14 GS column (full scale needs a GPU)",
-          configs={"quick": GS_QUICK, "full": GS_FULL, "gpu": GS_FULL}, quick_suite=False)
+          configs={"quick": GS_QUICK, "full": GS_FULL, "gpu": GS_FULL}, budget=("n_steps", "chunk"), quick_suite=False)
 def run_gs(cfg: LeadsPdeConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     return run_system("gs", cfg, seeds, out_dir)
 
 
 @register("leads-ns", "LEADS on Navier-Stokes (4 forcings, FNO): Table 3.14 NS column (full scale needs a GPU)",
-          configs={"quick": NS_QUICK, "full": NS_FULL, "gpu": NS_FULL}, quick_suite=False)
+          configs={"quick": NS_QUICK, "full": NS_FULL, "gpu": NS_FULL}, budget=("n_steps", "chunk"), quick_suite=False)
 def run_ns(cfg: LeadsPdeConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     return run_system("ns", cfg, seeds, out_dir)

@@ -100,7 +100,7 @@ def solve(cfg: MfgCrowdConfig, d: int, key, x2_eval):
 
 
 @register("mfg-crowd", "crowd motion past an obstacle as an MFG: objective and planar paths agree across d",
-          configs={"quick": QUICK, "full": FULL})
+          configs={"quick": QUICK, "full": FULL}, budget=("n_steps", "lr_halving"))
 def run(cfg: MfgCrowdConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     keys = seed_keys(seeds, 25)
     rows, objs, dev = [], {}, {}

@@ -101,7 +101,7 @@ def solve(cfg: MfgGaussiansConfig, d: int, key) -> dict[str, float]:
 
 
 @register("mfg-gaussians", "dynamic OT between Gaussians as an MFG, d = 2..100: 2L vs closed-form W2^2",
-          configs={"quick": QUICK, "full": FULL})
+          configs={"quick": QUICK, "full": FULL}, budget=("n_steps", "lr_halving"))
 def run(cfg: MfgGaussiansConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     keys = seed_keys(seeds, 22)
     res = {d: [solve(cfg, d, k) for k in keys] for d in cfg.dims}

@@ -162,7 +162,7 @@ def order(ns, errs) -> float:
 
 
 @register("node-gradients", "Neural-ODE classifier on two moons: discretise-then-optimise vs adjoint gradients "
-          "(error, time, memory vs depth)", configs={"quick": QUICK, "full": FULL})
+          "(error, time, memory vs depth)", configs={"quick": QUICK, "full": FULL}, budget=("train_steps",))
 def run(cfg: NodeGradientsConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     k_data, k_init, k_dir = (seed_keys(seeds, s) for s in range(3))
     per_seed = []

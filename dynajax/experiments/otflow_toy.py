@@ -91,7 +91,7 @@ def one(cfg: OtflowToyConfig, name: str, key) -> dict[str, float]:
 
 
 @register("otflow-toy", "OT-Flow on the seven 2-D toy densities: NLL, MMD, 2L vs W2^2, straightness",
-          configs={"quick": QUICK, "full": FULL})
+          configs={"quick": QUICK, "full": FULL}, budget=("n_steps", "lr_halving"))
 def run(cfg: OtflowToyConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     keys = seed_keys(seeds, 24)
     rows, checks, straight = [], [], {}

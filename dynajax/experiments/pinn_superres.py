@@ -148,7 +148,7 @@ def seed_rows(cfg: PinnSuperresConfig, keys: tuple[jax.Array, ...]) -> tuple[dic
 
 
 @register("pinn-superres", "NS velocity super-resolution from 5% samples: MFN with/without div-free penalty vs "
-          "cubic and GP interpolation", configs={"quick": QUICK, "full": FULL})
+          "cubic and GP interpolation", configs={"quick": QUICK, "full": FULL}, budget=("train_steps",))
 def run(cfg: PinnSuperresConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     streams = [seed_keys(seeds, s) for s in range(3)]
     results = [seed_rows(cfg, tuple(k[i] for k in streams)) for i in range(len(seeds))]

@@ -61,14 +61,16 @@ def _cpu_model() -> str:
 
 
 def hardware() -> dict:
-    """CPU model, cores and the accelerators JAX sees."""
+    """CPU model, the cores this process may run on (its affinity, e.g. under ``taskset``) and the
+    accelerators JAX sees."""
     import jax
 
     devices = jax.devices()
     accel = sorted({d.device_kind for d in devices if d.platform != "cpu"})
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
+        "cores": cores,
         "platform": devices[0].platform,
         "accelerators": [f"{len([d for d in devices if d.device_kind == k])} x {k}" for k in accel],
     }

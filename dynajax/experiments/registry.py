@@ -28,6 +28,9 @@ class Experiment:
         run: ``run(config, seeds, out_dir) -> Result``.
         configs: scale name -> config; ``quick`` and ``full`` always, ``demo``/``gpu`` optional.
         quick_suite: whether ``--suite quick`` runs it.
+        budget: the fields setting the run's length, scaled by a timed slice
+            (:mod:`dynajax.experiments.estimate`): step counts first, then the periods between
+            evaluations; empty for a run that cannot be sliced.
     """
 
     name: str
@@ -35,6 +38,7 @@ class Experiment:
     run: RunFn
     configs: Mapping[str, ExperimentConfig]
     quick_suite: bool = True
+    budget: tuple[str, ...] = ()
 
     def config(self, scale: str) -> ExperimentConfig:
         """The config of ``scale``; ``ValueError`` listing this experiment's scales otherwise."""
@@ -46,12 +50,16 @@ class Experiment:
 _REGISTRY: dict[str, Experiment] = {}
 
 
-def register(name: str, description: str, *, configs: Mapping[str, ExperimentConfig], quick_suite: bool = True):
+def register(name: str, description: str, *, configs: Mapping[str, ExperimentConfig], quick_suite: bool = True,
+             budget: tuple[str, ...] = ()):
     """Decorator registering ``run(config, seeds, out_dir) -> Result`` under ``name``.
+
+    Args:
+        budget: see :class:`Experiment`; each must be an int or tuple-of-ints field.
 
     Raises:
         ValueError: ``name`` taken, ``configs`` without ``quick`` and ``full``, an unknown
-            scale, or configs of different classes.
+            scale, configs of different classes, or a budget field that is not a step count.
     """
     if name in _REGISTRY:
         raise ValueError(f"experiment {name!r} is already registered")
@@ -62,10 +70,16 @@ def register(name: str, description: str, *, configs: Mapping[str, ExperimentCon
                          f"missing {sorted(missing)}, unknown {sorted(unknown)}")
     if len({type(c) for c in configs.values()}) != 1 or not isinstance(configs["quick"], ExperimentConfig):
         raise ValueError(f"{name}: every config must be an instance of the same ExperimentConfig subclass")
+    for field in budget:
+        value = getattr(configs["full"], field, None)
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1
+                or isinstance(value, tuple) and value and all(isinstance(v, int) and v >= 1 for v in value)):
+            raise ValueError(f"{name}: budget field {field!r} must be a positive int or tuple of ints in the "
+                             f"config, got {value!r}")
     ordered = {s: configs[s] for s in SCALES if s in configs}
 
     def wrap(run: RunFn) -> RunFn:
-        _REGISTRY[name] = Experiment(name, description, run, ordered, quick_suite)
+        _REGISTRY[name] = Experiment(name, description, run, ordered, quick_suite, tuple(budget))
         return run
 
     return wrap

@@ -3,7 +3,9 @@
 Each record ``results/<experiment>/<scale>/{metrics.json, run.json}`` gives one row: its
 status (computed from the band and trend checks, :func:`dynajax.experiments.results.status`),
 its headline number (the first band check) beside the paper's, its wall time, hardware and
-date. Registered experiments without a record at a scale are listed as not run.
+date. Registered experiments without a record at a scale are listed as not run, with the
+wall time a timed slice estimates for that run where one was measured (``estimate.json``,
+:mod:`dynajax.experiments.estimate`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,41 @@ def load_records(results: Path) -> list[dict]:
     return records
 
 
+def load_estimates(results: Path) -> dict[tuple[str, str], dict]:
+    """Every ``estimate.json`` under ``results/<experiment>/<scale>/``, by (experiment, scale).
+
+    Raises:
+        ValueError: an estimate that is not valid JSON, named by path.
+    """
+    out = {}
+    for path in sorted(Path(results).glob("*/*/estimate.json")):
+        try:
+            est = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"estimate {path}: invalid JSON ({e})") from e
+        out[(est["experiment"], est["scale"])] = est
+    return out
+
+
+def fmt_duration(seconds: float) -> str:
+    """``seconds`` as ``"40 s"``, ``"12 min"`` or ``"3.2 h"``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _not_run_row(name: str, scale: str, est: dict | None) -> str:
+    if est is None:
+        return f"| {name} | {scale} | {NOT_RUN} | | | | | |"
+    fractions = " and ".join(f"{100 * s['fraction']:.2g}%" for s in est["slices"])
+    hw = _hardware({"hardware": est["hardware"], "load_average": est["slices"][0]["load_average"]})
+    return (f"| {name} | {scale} | {NOT_RUN} | needs about {fmt_duration(est['estimate_seconds'])} "
+            f"(timed slices at {fractions} of the steps) | | ~{fmt_duration(est['estimate_seconds'])} "
+            f"| {hw} | {est['started'][:10]} |")
+
+
 def _headline(metrics: dict) -> str:
     for c in metrics["checks"]:
         if c.get("kind") == "band":
@@ -65,9 +102,9 @@ def _hardware(run: dict) -> str:
     return f"{where}, load {start[0]:.1f}" + (f" -> {end[0]:.1f}" if end else "")
 
 
-def render(records: list[dict], registered: Iterable[str]) -> str:
+def render(records: list[dict], registered: Iterable[str], estimates: dict[tuple[str, str], dict] | None = None) -> str:
     """The scorecard markdown; deterministic in its inputs (no clock, no machine state)."""
-    registered = list(registered)
+    registered, estimates = list(registered), estimates or {}
     by_key = {(r["metrics"]["experiment"], r["metrics"]["scale"]): r for r in records}
     names = sorted(set(registered) | {k[0] for k in by_key})
     counts = _counts(records, registered)
@@ -76,8 +113,8 @@ def render(records: list[dict], registered: Iterable[str]) -> str:
         for scale in RECORD_SCALES:
             rec = by_key.get((name, scale))
             if rec is None:
-                if scale != "gpu":
-                    lines.append(f"| {name} | {scale} | {NOT_RUN} | | | | | |")
+                if scale != "gpu" or (name, scale) in estimates:
+                    lines.append(_not_run_row(name, scale, estimates.get((name, scale))))
                 continue
             m, run = rec["metrics"], rec["run"]
             lines.append(
@@ -174,7 +211,8 @@ def stale_files(results: Path, registered: Iterable[str], readme: Path | None = 
     registered = list(registered)
     records = load_records(results)
     card = Path(results) / "README.md"
-    stale = [] if card.exists() and card.read_text() == render(records, registered) else [card]
+    text = render(records, registered, load_estimates(results))
+    stale = [] if card.exists() and card.read_text() == text else [card]
     if readme is not None:
         text = readme.read_text()
         if with_readme_block(text, readme_block(records, registered)) != text:
@@ -187,7 +225,7 @@ def write_scorecard(results: Path, registered: Iterable[str], readme: Path | Non
     registered = list(registered)
     records = load_records(results)
     card = Path(results) / "README.md"
-    atomic_write_text(card, render(records, registered))
+    atomic_write_text(card, render(records, registered, load_estimates(results)))
     if readme is None:
         return [card]
     atomic_write_text(readme, with_readme_block(readme.read_text(), readme_block(records, registered)))

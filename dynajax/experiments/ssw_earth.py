@@ -161,7 +161,7 @@ def run_one(key, cfg: SswEarthConfig) -> tuple[dict, dict]:
 
 @register("ssw-earth", "Density estimation on S^2 with an exponential-map flow (MLE and SSW-to-uniform) on "
           "Earth-like vMF-mixture data: test NLL vs true density, one vMF, vMF KDE",
-          configs={"quick": QUICK, "full": FULL})
+          configs={"quick": QUICK, "full": FULL}, budget=("steps", "ssw_steps"))
 def run(cfg: SswEarthConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     entropy = vmf_mixture_entropy(*earth_mixture())
     res = [run_one(k, cfg) for k in seed_keys(seeds)]

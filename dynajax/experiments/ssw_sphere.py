@@ -96,7 +96,7 @@ def run_one(key, cfg: SswSphereConfig, means) -> tuple[dict, dict]:
 
 
 @register("ssw-sphere", "Sliced gradient flows on S^2 to a vMF mixture: spherical SW vs SW-after-projection "
-          "(NLL, geodesic W2)", configs={"demo": DEMO, "quick": QUICK, "full": FULL})
+          "(NLL, geodesic W2)", configs={"demo": DEMO, "quick": QUICK, "full": FULL}, budget=("n_steps",))
 def run(cfg: SswSphereConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     means = uniform_sphere_points(cfg.n_components, seed=cfg.means_seed)
     entropy = vmf_mixture_entropy(means, cfg.kappa)

@@ -144,7 +144,7 @@ def seed_rows(cfg: StableResnetsConfig, k_data: jax.Array, key: jax.Array) -> di
 
 
 @register("stable-resnets", "Growth of ||F(y+e)-F(y)||/||e|| with depth for ResNet, antisymmetric and Hamiltonian "
-          "nets; reversible memory", configs={"quick": QUICK, "full": FULL})
+          "nets; reversible memory", configs={"quick": QUICK, "full": FULL}, budget=("train_steps",))
 def run(cfg: StableResnetsConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     k_data, k_model = seed_keys(seeds, 0), seed_keys(seeds, 1)
     per_seed = [seed_rows(cfg, k_data[i], k_model[i]) for i in range(len(seeds))]

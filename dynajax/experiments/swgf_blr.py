@@ -100,7 +100,7 @@ def run_one(name: str, seed: int, key, cfg: SwgfBlrConfig) -> dict:
 
 
 @register("swgf-blr", "Bayesian logistic regression sampled by SW-JKO over RealNVP flows (twonorm, ringnorm, "
-          "waveform, breast cancer, PRTools banana)", configs={"quick": QUICK, "full": FULL})
+          "waveform, breast cancer, PRTools banana)", configs={"quick": QUICK, "full": FULL}, budget=("n_inner",))
 def run(cfg: SwgfBlrConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     keys = seed_keys(seeds)
     per = {name: [run_one(name, s, k, cfg) for s, k in zip(seeds, keys)] for name in cfg.datasets}

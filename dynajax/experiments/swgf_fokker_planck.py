@@ -149,7 +149,7 @@ def run_one(d: int, seed: int, key, cfg: FokkerPlanckConfig) -> dict:
 
 
 @register("swgf-fokker-planck", "SW-JKO over RealNVP flows on the Fokker-Planck equation (OU target, d = 2..12): "
-          "symmetric KL vs Euler-Maruyama", configs={"quick": QUICK, "full": FULL})
+          "symmetric KL vs Euler-Maruyama", configs={"quick": QUICK, "full": FULL}, budget=("n_inner",))
 def run(cfg: FokkerPlanckConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     keys = seed_keys(seeds)
     per = {d: [run_one(d, s, k, cfg) for s, k in zip(seeds, keys)] for d in cfg.dims}

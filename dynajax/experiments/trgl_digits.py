@@ -152,7 +152,7 @@ def figure(curves: dict[str, np.ndarray], out_dir: Path) -> str:
 
 
 @register("trgl-digits", "module-wise training on digits: per-block accuracy, greedy vs TRGL proximal term",
-          configs={"quick": QUICK, "full": FULL})
+          configs={"quick": QUICK, "full": FULL}, budget=("parallel_steps", "stage_steps"))
 def run(cfg: TrglDigitsConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
     rows, checks, curves, val_acc = [], [], {}, {}
     for mode in MODES:
