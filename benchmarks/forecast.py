@@ -51,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks.flops import annotate_step
 from benchmarks.harness import (
     Context,
     Row,
@@ -162,8 +163,10 @@ def run_aphynity(ctx: Context) -> list[Row]:
         check_first_step(ctx, "aphynity", float(m1["loss"]), lt, float(np.max(np.abs(w1 - ws[2].detach().numpy()))),
                          RTOL, ATOL)
         fns["torch-aphynity-step"] = tstep
-    return _rows(ctx, "aphynity", fns, comp, units=B * T_APH, unit="trajectory-frame",
+    rows = _rows(ctx, "aphynity", fns, comp, units=B * T_APH, unit="trajectory-frame",
                  extra={"batch": B, "frames": T_APH, "width": WIDTH_APH})
+    annotate_step(rows, step, state0, xb)
+    return rows
 
 
 # ----------------------------------------------------------------------------- LEADS
@@ -277,8 +280,10 @@ def run_leads(ctx: Context) -> list[Row]:
         check_first_step(ctx, "leads", float(m1["loss"]), lt, float(np.max(np.abs(w1 - g_w[2].detach().numpy()))),
                          RTOL, ATOL)
         fns["torch-leads-step"] = tstep
-    return _rows(ctx, "leads", fns, comp, units=E * N_TRAJ * T_LEADS, unit="trajectory-frame",
+    rows = _rows(ctx, "leads", fns, comp, units=E * N_TRAJ * T_LEADS, unit="trajectory-frame",
                  extra={"envs": E, "frames": T_LEADS, "width": WIDTH_LEADS, "power_iter": N_POWER})
+    annotate_step(rows, step, state0, None)
+    return rows
 
 
 def _rows(ctx, name, fns, comp, *, units, unit, extra) -> list[Row]:

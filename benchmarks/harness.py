@@ -339,7 +339,7 @@ def _fmt(x: float | None, spec: str) -> str:
 
 def format_table(rows: Sequence[Row]) -> str:
     """A plain-text table of the rows, with the ratio convention in the header."""
-    head = ["workload", "impl", "median_s", "per_unit", "unit", "compile_s", "vs ref", "ratio_vs_ref"]
+    head = ["workload", "impl", "median_s", "per_unit", "unit", "compile_s", "vs ref", "ratio_vs_ref", "GFLOP/s", "peak"]
     body = [
         [
             r.workload,
@@ -350,12 +350,15 @@ def format_table(rows: Sequence[Row]) -> str:
             _fmt(r.compile_s, ".3g"),
             r.ref or "-",
             _fmt(r.ratio_vs_ref, ".2f"),
+            _fmt(r.extra.get("gflop_per_s"), ".3g"),
+            _fmt(r.extra.get("peak_fraction"), ".1%"),
         ]
         for r in rows
     ]
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    out = [f"# {RATIO_CONVENTION}", "# per_unit = median_s / units; median over timed repeats after warm-up; compile_s excluded from median_s"]
+    out = [f"# {RATIO_CONVENTION}", "# per_unit = median_s / units; median over timed repeats after warm-up; compile_s excluded from median_s",
+           "# GFLOP/s: matmul FLOPs of the step (counted on its jaxpr) / median_s; peak: that rate / the f32 GEMM rate"]
     out += [line(head), line(["-" * w for w in widths])]
     out += [line(b) for b in body]
     return "\n".join(out)

@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.flops import annotate_step
 from benchmarks.harness import Context, Row, import_reference, register
 from dynajax.solve import integrate
 
@@ -283,10 +284,14 @@ def run_integrate(ctx: Context, cfg: Config = Config(), torch_device: str | None
 
     load0 = os.getloadavg() if hasattr(os, "getloadavg") else None
     # Rows compared with each other are timed round-robin, so load changes hit them alike.
+    # Model FLOPs of each group: the forward, and the plain (no recomputation) scan gradient.
+    model = {ref_fwd: lambda p, y: scan_final(p, y, cfg), ref_grad: jax.grad(lambda p, y: scan_final(p, y, cfg).mean())}
     rows = []
     for fns, ref in ((fwd_fns, ref_fwd), (grad_fns, ref_grad)):
         timings = ctx.time_interleaved(fns, syncs)
-        rows += [row(k, timings[k], ref, compile_s.get(k)) for k in fns]
+        group = [row(k, timings[k], ref, compile_s.get(k)) for k in fns]
+        annotate_step(group, model[ref], params, y0)
+        rows += group
 
     if torch is not None:
         # Diagnostic: torch pinned to one thread. On a busy CPU, OpenMP's per-op thread

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks.flops import annotate_step
 from benchmarks.harness import (
     Context,
     Row,
@@ -171,6 +172,7 @@ def run_lap(ctx: Context, width: int | None = None) -> list[Row]:
                                     compile_s=comp if impl.startswith("dynajax") else None))
         rows[-1].extra.update({"width": width, "blocks": K, "batch": B,
                                "torch_threads": torch.get_num_threads() if torch else None})
+    annotate_step(rows, step, state0, batch)
     return rows
 
 

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks.flops import annotate_step
 from benchmarks.harness import Context, Row, check_first_step, compiled_step, import_reference, register
 from dynajax.cnf import Potential, hutchinson_divergence, otflow_step
 from dynajax.train import init_state
@@ -130,7 +131,8 @@ def run(ctx: Context) -> list[Row]:
     x = np.asarray(jax.random.normal(jax.random.key(1), (B, D)) * 1.5, np.float32)
     opt = optax.sgd(LR, momentum=MOMENTUM)
     state0 = init_state(jax.tree_util.tree_map(jnp.asarray, params), opt, key=jax.random.key(0))
-    f, jax_call, comp = compiled_step(otflow_step(pot, opt, alpha=ALPHA, n_steps=NT), state0, jnp.asarray(x))
+    step = otflow_step(pot, opt, alpha=ALPHA, n_steps=NT)
+    f, jax_call, comp = compiled_step(step, state0, jnp.asarray(x))
     fns = {"dynajax-otflow-step": jax_call}
     (torch,) = import_reference(ctx, "otflow", "torch")
     if torch is not None:
@@ -145,4 +147,5 @@ def run(ctx: Context) -> list[Row]:
     ref = "torch-otflow-step" if torch is not None else None
     rows = [Row.from_timing("otflow", impl, t, units=B, unit="sample", ref=ref,
                             compile_s=comp if impl.startswith("dynajax") else None) for impl, t in timings.items()]
+    annotate_step(rows, step, state0, jnp.asarray(x))
     return rows + trace_rows(ctx)
