@@ -125,7 +125,7 @@ def run(cfg: SwgfBlrConfig, seeds: tuple[int, ...], out_dir: Path) -> Result:
         "(accuracy_in_sample_pool: on the training pool). Measured accuracy (mean over seeds) vs paper: "
         + ", ".join(f"{n} {mean(n, 'accuracy'):.3f} vs {PAPER[n][0] if n in PAPER else '-'}" for n in per)
         + ". Wall times are CPU against the paper's GPU times. The generated datasets follow Breiman's "
-        "definitions, so accuracies are comparable to the paper's up to the split draw; banana_prtools is "
+        "definitions as DELVE states them (the Ratsch splits' source; ringnorm's class-2 mean 2 / sqrt(20)), so accuracies are comparable to the paper's up to the split draw; banana_prtools is "
         "PRTools' gendatb banana set, not the paper's IDA banana file (no published generator), so it has "
         "no reference; covtype, german, diabetis, splice and image need downloads. The sklearn column is "
         f"L2 logistic regression (C = {cfg.logreg_c}) on the same split, the reference of the trend checks."

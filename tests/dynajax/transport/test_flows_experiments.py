@@ -149,6 +149,18 @@ def test_blr_posterior_and_datasets():
         blr.load_dataset("covtype", seed=0)
 
 
+def test_ringnorm_is_the_delve_benchmark():
+    """DELVE's ringnorm (the Ratsch split's source): Bayes error 1.3%, and a linear classifier
+    sees the classes only along the mean direction (N(0, 4) vs N(|a 1| = 2, 1)): about 77%."""
+    x, y = blr.breiman_dataset("ringnorm", 40_000, rng=np.random.default_rng(0))
+    a, d = 2 / np.sqrt(20), 20
+    log_ratio = -0.5 * np.sum((x - a) ** 2, 1) + 0.5 * np.sum(x**2, 1) / 4 + d * np.log(2)  # class 0 vs class 1
+    assert abs(np.mean((log_ratio > 0) != (y == 0)) - 0.013) < 0.003
+    t = x.sum(1) / np.sqrt(d)
+    best = max(np.mean((t > c) == (y == 0)) for c in np.linspace(-2, 2, 81))
+    assert abs(best - 0.77) < 0.01 and abs(np.mean(y) - 0.5) < 0.01
+
+
 @pytest.mark.slow
 def test_swgf_blr_tiny(tmp_path):
     m = reproduce("swgf-blr", seeds=1, out=tmp_path, overrides=[
