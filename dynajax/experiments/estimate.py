@@ -97,9 +97,11 @@ def estimate(name: str, *, scale: str = "full", fractions: Sequence[float] = (0.
     """
     exp = get_experiment(name)
     cfg = exp.config(scale)
+    if len(fractions) != 2:
+        raise ValueError(f"need two fractions, got {list(fractions)}")
     slices = [slice_overrides(cfg, exp.budget, f) for f in fractions]
     effective = [e for _, e in slices]
-    if len(slices) != 2 or not 0 < effective[0] < effective[1] <= 1:
+    if not 0 < effective[0] < effective[1] <= 1:
         raise ValueError(f"need two fractions whose slices differ, got {list(fractions)} "
                          f"(effective {effective} of {exp.budget[0]}={getattr(cfg, exp.budget[0])})")
     path = ensure_writable_dir(run_dir(name, scale, out, record=True)) / ESTIMATE_FILE
