@@ -81,6 +81,7 @@ __all__ = [
 
 SIGMOID_LIKE_SCALE = 2.4020563531719796  # neural-tangents' Sigmoid_like: 0.5 erf(x / c) + 0.5
 _TOL = 1e-30
+_ARG_ULPS = 4.0  # rounding floor of q11 q22 - q12^2 in the arc-cosine jvp, in ulps of q11 q22
 
 
 # --------------------------------------------------------------------------- safe math
@@ -318,7 +319,11 @@ def _arccos_map_jvp(c0, factor, primals, tangents):
     if bd is not None:
         rel = rel + (bd * ib * ib)[None, :]
     u = -0.5 * q * rel if qd is None else qd - 0.5 * q * rel
-    live = arg > _TOL
+    # At coinciding inputs arg = q11 q22 - q12^2 is 0 only up to rounding: the variances and the
+    # cross term come from different reductions, rounded as the compiler fuses them, and can
+    # leave a few ulps of q11 q22, which 1/root would turn into a huge gradient. Below that
+    # floor arg is rounding noise: treat it as 0.
+    live = arg > _TOL + _ARG_ULPS * jnp.finfo(arg.dtype).eps * a[:, None] * b[None, :]
     dot_d = jnp.where(live, factor * jax.lax.rsqrt(jnp.where(live, arg, 1.0)), 0.0) * u
     q2d = factor * 0.5 * root * rel + (0.0 if qd is None else dot * qd)
     t2d = t * dot_d + (0.0 if td is None else td * dot)

@@ -115,6 +115,24 @@ def test_gradients_finite_at_coinciding_points_and_origin(rng):
         assert np.all(np.isfinite(f)) and np.all(np.isfinite(g)), name
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_arccos_jvp_at_coinciding_points_ignores_rounding_of_the_gram_determinant(dtype):
+    # depending on how the compiler fuses the reductions, q11 q22 - q12^2 can be a few ulps
+    # instead of 0 for coinciding inputs; the jvp must then be the coinciding one, not 1/sqrt(ulps)
+    with jax.enable_x64(dtype == "float64"):
+        one = jnp.ones((1,), dtype)
+        q_exact = jnp.ones((1, 1), dtype)
+        q_rounded = q_exact - jnp.finfo(dtype).eps  # arg = 2 ulps of q11 q22
+        t = jnp.ones((1, 1), dtype)
+
+        def ntk_tangent(q):
+            fn = lambda q: K._arccos_map(q, one, one, t, 0.5, 1 / (2 * np.pi))[1]  # noqa: E731
+            return jax.jvp(fn, (q,), (jnp.ones_like(q),))[1]
+
+        np.testing.assert_allclose(ntk_tangent(q_rounded), ntk_tangent(q_exact), atol=10 * jnp.finfo(dtype).eps)
+        assert abs(float(ntk_tangent(q_exact)[0, 0])) < 1.0
+
+
 def test_blocked_evaluation_matches_direct(rng):
     layer, _ = K.get_kernel("relu")
     x = jax.random.normal(rng, (23, 2))
