@@ -33,7 +33,8 @@ _DIST_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
 def _env(n_devices: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _DIST_ENV}
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={n_devices}"
+    # the caller's flags (make test's fast-compile ones) plus the host device count
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={n_devices}".strip()
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
