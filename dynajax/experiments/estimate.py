@@ -104,7 +104,9 @@ def estimate(name: str, *, scale: str = "full", fractions: Sequence[float] = (0.
     if not 0 < effective[0] < effective[1] <= 1:
         raise ValueError(f"need two fractions whose slices differ, got {list(fractions)} "
                          f"(effective {effective} of {exp.budget[0]}={getattr(cfg, exp.budget[0])})")
-    path = ensure_writable_dir(run_dir(name, scale, out, record=True)) / ESTIMATE_FILE
+    folder = run_dir(name, scale, out, record=True)
+    new_dirs = [d for d in (folder, folder.parent) if not d.exists()]  # out/NAME/SCALE, out/NAME
+    path = ensure_writable_dir(folder) / ESTIMATE_FILE  # checked writable before any timing
     if path.exists() and not force:
         raise ValueError(f"{path} exists; pass force=True (--force) to replace it")
     started, timed = now_utc(), []
@@ -118,6 +120,11 @@ def estimate(name: str, *, scale: str = "full", fractions: Sequence[float] = (0.
                 metrics = reproduce(name, scale=scale, overrides=sets, out=Path(tmp) / f"{fraction}")
                 timed.append({"fraction": eff, "overrides": sets, "wall_seconds": metrics["wall_seconds"],
                               "load_average": {"start": load, "end": load_average()}})
+    except BaseException:
+        for d in new_dirs:  # a failed slice leaves no empty folder behind
+            if not any(d.iterdir()):
+                d.rmdir()
+        raise
     finally:
         jax.config.update("jax_enable_compilation_cache", persistent)
     fit = fit_estimate(effective, [t["wall_seconds"] for t in timed])

@@ -75,6 +75,18 @@ def test_estimate_extrapolates_the_wall_time(tmp_path, sleeper):
     assert "| sleeper | quick | not run | | |" in card
 
 
+def test_failed_slice_leaves_no_empty_folder(tmp_path, sleeper, monkeypatch):
+    import dynajax.experiments.estimate as est_mod
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("slice failed")
+
+    monkeypatch.setattr(est_mod, "reproduce", fail)
+    with pytest.raises(RuntimeError, match="slice failed"):
+        estimate(sleeper, fractions=(0.1, 0.4), out=tmp_path)
+    assert not (tmp_path / sleeper).exists()
+
+
 def test_cli_estimate(tmp_path, capsys, sleeper):
     assert cli.main(["estimate", sleeper, "--fractions", "0.1", "0.2", "--out", str(tmp_path)]) == 0
     assert "sleeper (full): about" in capsys.readouterr().out
