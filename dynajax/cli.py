@@ -11,6 +11,7 @@ import traceback
 from pathlib import Path
 
 from dynajax.compilation_cache import enable_compilation_cache
+from dynajax.cpu_dispatch import use_sync_dispatch_on_one_core
 from dynajax.experiments import experiment_names, get_experiment, reproduce
 from dynajax.experiments.estimate import estimate
 from dynajax.experiments.registry import SCALES, SUITES
@@ -132,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
+        if args.command in ("reproduce", "estimate"):
+            use_sync_dispatch_on_one_core()  # before the first computation (dynajax.cpu_dispatch)
         if args.command == "reproduce" and os.environ.get("DYNAJAX_COMPILATION_CACHE", "1") != "0":
             enable_compilation_cache()
         if args.command == "list":

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # The API reference, grouped as the packages are: page -> (title, one-line summary).
 API_PAGES = {
-    "dynajax": ("dynajax", "The top-level names: `integrate` and the compilation cache."),
+    "dynajax": ("dynajax", "The top-level names: `integrate`, the compilation cache and one-core dispatch."),
     "dynajax.solve": ("solve", "`integrate`, the one door to diffrax, and the fixed-step tableaux."),
     "dynajax.nn": ("nn", "flax.linen building blocks: MLP, ConvNet, FNO, residual blocks, spectral norm."),
     "dynajax.train": ("train", "The training core: states, pure steps, `fit`, Uzawa multipliers, checkpoints."),

@@ -16,6 +16,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from dynajax.cpu_dispatch import usable_cores
+
 _PACKAGES = ("dynajax", "jax", "jaxlib", "flax", "optax", "diffrax", "equinox", "ott-jax", "numpy", "POT")
 
 
@@ -67,10 +69,9 @@ def hardware() -> dict:
 
     devices = jax.devices()
     accel = sorted({d.device_kind for d in devices if d.platform != "cpu"})
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "cpu": _cpu_model(),
-        "cores": cores,
+        "cores": usable_cores(),
         "platform": devices[0].platform,
         "accelerators": [f"{len([d for d in devices if d.device_kind == k])} x {k}" for k in accel],
     }
