@@ -18,9 +18,9 @@ PYTEST_ARGS ?=
 # most of the suite's CPU time (thousands of tiny programs, each run once or twice), so it
 # compiles fast: XLA's backend (LLVM) optimisation off and XLA:CPU's older, quicker-to-compile
 # elementwise emitters (they round differently; the suite passes under both, and the ReLU
-# kernel's gradient at coinciding points had to be made robust to it). `make test-all` runs everything with the default compiler settings, as
-# users get them. Idle workers steal queued tests (--dist worksteal), so no worker is left
-# alone with the longest tests at the end.
+# kernel's gradient at coinciding points had to be made robust to it). `make test-all` runs
+# everything with the default compiler settings, as users get them. Idle workers steal queued
+# tests (--dist worksteal), so no worker is left alone with the longest tests at the end.
 TEST_XLA_FLAGS := --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true \
 	--xla_cpu_use_fusion_emitters=false
 test: .venv
