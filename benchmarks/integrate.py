@@ -22,6 +22,9 @@ saving ``y`` at ``t = 0`` and ``t = 1`` (the same in both). Rows, each timed aft
   the scan, which keeps every stage's activations).
 - ``jax-scan-rk4-remat-grad``: the same with ``jax.checkpoint`` on the scan step (stores ``y``
   per step, recomputes the stages), the closest bare analogue of diffrax's checkpointed adjoint.
+- ``dynajax-fwd-sharded``, ``dynajax-grad-sharded``: the same with the batch split over every
+  device (:func:`dynajax.parallel.shard_batch`), when the process has several; on CPU, run with
+  ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>`` (one device per core).
 - ``torchdiffeq-fwd-1thread``, ``torchdiffeq-grad-1thread``: diagnostics, torch with
   ``torch.set_num_threads(1)``; their ratio is against the default-thread torch row.
 
@@ -48,6 +51,7 @@ import numpy as np
 
 from benchmarks.flops import annotate_step
 from benchmarks.harness import Context, Row, import_reference, register
+from dynajax import parallel as par
 from dynajax.solve import integrate
 
 UNIT = "trajectory-step"
@@ -281,6 +285,19 @@ def run_integrate(ctx: Context, cfg: Config = Config(), torch_device: str | None
         fwd_fns["dynajax-diffrax-fwd"] = lambda: dd_fwd(params, y0)
         grad_fns["dynajax-diffrax-grad"] = lambda: dd_grad(params, y0)
         compile_s.update({"dynajax-diffrax-fwd": dd_fwd_c, "dynajax-diffrax-grad": dd_grad_c})
+
+    n_dev = len(jax.devices())
+    if n_dev > 1 and cfg.batch % n_dev == 0:  # several devices (on CPU: the device-count flag)
+        mesh = par.make_mesh()
+        params_s, y0_s = par.replicate(params, mesh), par.shard_batch(y0, mesh)
+        sh_fwd, sh_fwd_c = _compile(lambda p, y: dynajax_final(p, y, ts, cfg), params_s, y0_s)
+        sh_grad, sh_grad_c = _compile(jax.grad(lambda p, y: dynajax_final(p, y, ts, cfg).mean()), params_s, y0_s)
+        _check(f"dynajax-fwd-sharded ({n_dev} devices) vs dynajax-fwd final states", sh_fwd(params_s, y0_s), y_dj, ctx)
+        _check(f"dynajax-grad-sharded ({n_dev} devices) vs dynajax-grad weight gradients",
+               sh_grad(params_s, y0_s), g_dj, ctx)
+        fwd_fns["dynajax-fwd-sharded"] = lambda: sh_fwd(params_s, y0_s)
+        grad_fns["dynajax-grad-sharded"] = lambda: sh_grad(params_s, y0_s)
+        compile_s.update({"dynajax-fwd-sharded": sh_fwd_c, "dynajax-grad-sharded": sh_grad_c})
 
     load0 = os.getloadavg() if hasattr(os, "getloadavg") else None
     # Rows compared with each other are timed round-robin, so load changes hit them alike.
