@@ -213,7 +213,11 @@ def run_integrate(ctx: Context, cfg: Config = Config(), torch_device: str | None
         return Row.from_timing(name, impl, timing, units=units, unit=UNIT, ref=ref, compile_s=compile_s)
 
     # Compile the JAX programs; time lowering + XLA compilation separately.
-    dj_fwd, dj_fwd_c = _compile(lambda p, y: dynajax_final(p, y, ts, cfg), params, y0)
+    def final(p, y):  # integrate's default path: the dynajax-* rows, on one device or sharded
+        return dynajax_final(p, y, ts, cfg)
+
+    grad_final = jax.grad(lambda p, y: final(p, y).mean())
+    dj_fwd, dj_fwd_c = _compile(final, params, y0)
     with_diffrax = _has_backend_option()
     if with_diffrax:  # integrate's default may take its own scan path: time diffrax too
         dd_fwd, dd_fwd_c = _compile(lambda p, y: dynajax_final(p, y, ts, cfg, "diffrax"), params, y0)
@@ -221,14 +225,14 @@ def run_integrate(ctx: Context, cfg: Config = Config(), torch_device: str | None
             jax.grad(lambda p, y: dynajax_final(p, y, ts, cfg, "diffrax").mean()), params, y0
         )
     sc_fwd, sc_fwd_c = _compile(lambda p, y: scan_final(p, y, cfg), params, y0)
-    dj_grad, dj_grad_c = _compile(jax.grad(lambda p, y: dynajax_final(p, y, ts, cfg).mean()), params, y0)
+    dj_grad, dj_grad_c = _compile(grad_final, params, y0)
     sc_grad, sc_grad_c = _compile(jax.grad(lambda p, y: scan_final(p, y, cfg).mean()), params, y0)
     rm_grad, rm_grad_c = _compile(
         jax.grad(lambda p, y: scan_final(p, y, cfg, remat=True).mean()), params, y0
     )
 
     # Which path integrate's default took under jit: diffrax's while loop, or a plain scan.
-    jaxpr = str(jax.make_jaxpr(lambda p, y: dynajax_final(p, y, ts, cfg))(params, y0))
+    jaxpr = str(jax.make_jaxpr(final)(params, y0))
     ctx.note(
         "integrate: dynajax-* rows use integrate's default path, here "
         + ("diffrax (a while loop)" if "while" in jaxpr else "a lax.scan rollout (no diffrax)")
@@ -290,8 +294,8 @@ def run_integrate(ctx: Context, cfg: Config = Config(), torch_device: str | None
     if n_dev > 1 and cfg.batch % n_dev == 0:  # several devices (on CPU: the device-count flag)
         mesh = par.make_mesh()
         params_s, y0_s = par.replicate(params, mesh), par.shard_batch(y0, mesh)
-        sh_fwd, sh_fwd_c = _compile(lambda p, y: dynajax_final(p, y, ts, cfg), params_s, y0_s)
-        sh_grad, sh_grad_c = _compile(jax.grad(lambda p, y: dynajax_final(p, y, ts, cfg).mean()), params_s, y0_s)
+        sh_fwd, sh_fwd_c = _compile(final, params_s, y0_s)
+        sh_grad, sh_grad_c = _compile(grad_final, params_s, y0_s)
         _check(f"dynajax-fwd-sharded ({n_dev} devices) vs dynajax-fwd final states", sh_fwd(params_s, y0_s), y_dj, ctx)
         _check(f"dynajax-grad-sharded ({n_dev} devices) vs dynajax-grad weight gradients",
                sh_grad(params_s, y0_s), g_dj, ctx)
